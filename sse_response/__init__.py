@@ -1,0 +1,19 @@
+"""
+Server-Sent Events for Django: a streaming response that sends every event as
+soon as its source yields it, under ASGI and WSGI, from sync or async code.
+"""
+
+from sse_response.encoding import InvalidMessageError, encode
+from sse_response.messages import EventStream, EventStreamMessage, EventStreamMessages
+from sse_response.response import EventStreamHttpResponse
+
+__all__ = [
+    "EventStream",
+    "EventStreamHttpResponse",
+    "EventStreamMessage",
+    "EventStreamMessages",
+    "InvalidMessageError",
+    "encode",
+]
+
+__version__ = "0.1.0"

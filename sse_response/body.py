@@ -1,0 +1,139 @@
+"""
+The body of an event stream response: one streaming iterator for every kind
+of source, served async under ASGI and sync under WSGI.
+
+Both ways run the same coroutine, :meth:`EventStreamBody._chunks`: it starts
+a :class:`~sse_response.pumps.Pump` for the source and sends what the pump
+puts in the outbox, or a heartbeat when nothing came for a while.
+
+* Under ASGI, ``async for`` runs it on the server's event loop.
+* Under WSGI, ``for`` runs it on an event loop that belongs to this stream
+  for its whole life, in the server's thread between one chunk and the next.
+  An async generator has to be resumed, and closed, on the loop it started
+  on; a loop per call (what ``async_to_sync`` gives) would break it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Generator
+
+from sse_response.encoding import HEARTBEAT
+from sse_response.outbox import Outbox
+from sse_response.pumps import Encoder, Pump
+
+__all__ = ["EventStreamBody"]
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class EventStreamBody:
+    """
+    The chunks of one event stream, to be iterated once, with ``for`` or
+    with ``async for``.
+
+    ``heartbeat`` is how many seconds may pass without a message before a
+    comment line is sent (``None`` for never). :meth:`close` stops the
+    source and runs its ``finally``; it may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        source: object,
+        *,
+        last_event_id: str | None,
+        heartbeat: float | None,
+        encode: Encoder,
+    ) -> None:
+        self.source = source
+        self.last_event_id = last_event_id
+        self.heartbeat = heartbeat
+        self._encode = encode
+        self._started = False
+        self._closed = False
+        self._outbox: Outbox | None = None
+        self._sync_chunks: Generator[bytes, None, None] | None = None
+        self._sync_thread: int | None = None
+
+    def __aiter__(self) -> AsyncGenerator[bytes, None]:
+        self._start()
+        return self._chunks()
+
+    def __iter__(self) -> Generator[bytes, None, None]:
+        if _in_event_loop():
+            raise RuntimeError(
+                "An event stream cannot be iterated with a plain 'for' inside a "
+                "running event loop; use 'async for'."
+            )
+        self._start()
+        self._sync_thread = threading.get_ident()
+        self._sync_chunks = self._chunks_on_own_loop()
+        return self._sync_chunks
+
+    def close(self) -> None:
+        """Stop the stream and close its source. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                close()
+        elif self._sync_chunks is not None and (
+            self._sync_thread == threading.get_ident()
+        ):
+            # The WSGI server's thread, between two chunks: close right here,
+            # so the source's finally has run when this returns.
+            self._sync_chunks.close()
+        elif self._outbox is not None:
+            # Another thread: wake the consumer, which stops the source.
+            self._outbox.close()
+
+    def _start(self) -> None:
+        if self._started:
+            raise RuntimeError("An event stream can be iterated only once.")
+        self._started = True
+
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
+        outbox = self._outbox = Outbox(asyncio.get_running_loop())
+        if self._closed:
+            # close() ran before the outbox existed, from another thread.
+            return
+        pump = Pump(self.source, self.last_event_id, outbox, self._encode)
+        pump.start()
+        heartbeat = self.heartbeat
+        try:
+            while True:
+                chunk = await outbox.take(heartbeat)
+                if chunk is None:
+                    yield HEARTBEAT
+                elif chunk:
+                    yield chunk
+                else:
+                    return
+        finally:
+            await pump.stop()
+
+    def _chunks_on_own_loop(self) -> Generator[bytes, None, None]:
+        loop = asyncio.new_event_loop()
+        chunks = self._chunks()
+        try:
+            while True:
+                try:
+                    chunk = loop.run_until_complete(anext(chunks))
+                except StopAsyncIteration:
+                    return
+                yield chunk
+        finally:
+            try:
+                loop.run_until_complete(chunks.aclose())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()

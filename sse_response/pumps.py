@@ -1,0 +1,229 @@
+"""
+Running an event source and feeding its encoded messages to an outbox.
+
+A sync source runs in a thread of its own for the life of the stream, so a
+source that blocks (on a queue, a socket, ``time.sleep``) never blocks an
+event loop, never occupies Django's thread-sensitive executor, and never
+waits for a shared pool. An async source runs in a task on the consumer's
+event loop. Either way the pump encodes each message as it comes and puts it
+in the outbox; the consumer sends whatever is there.
+
+A callable source is called when the stream starts, with the client's last
+event id: an async callable on the loop, a sync one in the pump thread (it
+may block too). What it returns decides how its messages are run, so a sync
+function returning an async generator works, and so does the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import threading
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+
+from sse_response.outbox import Outbox
+
+__all__ = ["Pump", "is_async_callable"]
+
+logger = logging.getLogger("sse_response")
+
+Encoder = Callable[[Mapping[str, Any] | None], bytes]
+
+#: How long stopping waits for a sync source to reach its next ``yield`` so
+#: that its ``finally`` runs before the response is done. A source blocked
+#: for longer is closed by its thread when it yields, after the response.
+SYNC_STOP_GRACE = 1.0
+
+
+def is_async_callable(source: object) -> bool:
+    """Whether calling ``source`` gives an awaitable or an async iterator."""
+    return iscoroutinefunction(source) or inspect.isasyncgenfunction(source)
+
+
+def _is_async_result(result: object) -> bool:
+    return inspect.isawaitable(result) or hasattr(result, "__aiter__")
+
+
+class Pump:
+    """
+    Run one event source for one stream, putting its encoded messages in
+    ``outbox`` until the source ends, fails, or :meth:`stop` is called.
+
+    Create and start it on the consumer's event loop.
+    """
+
+    def __init__(
+        self,
+        source: object,
+        last_event_id: str | None,
+        outbox: Outbox,
+        encode: Encoder,
+    ) -> None:
+        self._source = source
+        self._last_event_id = last_event_id
+        self._outbox = outbox
+        self._encode = encode
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread_done: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        """Start running the source, in a task or a thread as it needs."""
+        source = self._source
+        is_callable = callable(source)
+        if is_callable and is_async_callable(source) or (
+            not is_callable and hasattr(source, "__aiter__")
+        ):
+            self._start_task(source, is_callable)
+        else:
+            self._start_thread(source, is_callable)
+
+    async def stop(self) -> None:
+        """
+        Stop the source and close it, so that its ``finally`` runs.
+
+        An async source is cancelled and closed at once. A sync source is
+        closed by its thread when it next yields; this waits up to
+        ``SYNC_STOP_GRACE`` seconds for that.
+        """
+        self._outbox.close()
+        waits: set[asyncio.Future[None]] = set()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            waits.add(self._task)
+        if self._thread_done is not None and not self._thread_done.done():
+            waits.add(self._thread_done)
+        if waits:
+            await asyncio.wait(waits, timeout=None if self._task else SYNC_STOP_GRACE)
+
+    # Async sources: a task on the consumer's loop.
+
+    def _start_task(self, source: object, call: bool) -> None:
+        if self._outbox.closed:
+            return  # Stopped while a sync callable was still being called.
+        self._task = self._loop.create_task(self._run_async(source, call))
+
+    async def _run_async(self, source: Any, call: bool) -> None:
+        outbox, encode = self._outbox, self._encode
+        messages: Any = None
+        iterator: Any = None
+        handed_off = False
+        try:
+            messages = source(self._last_event_id) if call else source
+            if inspect.isawaitable(messages):
+                messages = await messages
+            if not hasattr(messages, "__aiter__"):
+                self._start_thread(_checked_iterable(messages), call=False)
+                handed_off = True
+                return
+            iterator = aiter(messages)
+            async for message in iterator:
+                outbox.put(encode(message))
+                if outbox.full:
+                    await outbox.wait_for_space()
+                if outbox.closed:
+                    break
+        except Exception:
+            logger.exception(
+                "The event stream source %r failed; ending the stream.", source
+            )
+        finally:
+            if not handed_off:
+                outbox.finish()
+                await _aclose(iterator, messages)
+
+    # Sync sources: a thread of their own.
+
+    def _start_thread(self, source: object, call: bool) -> None:
+        self._thread_done = self._loop.create_future()
+        context = contextvars.copy_context()
+        threading.Thread(
+            target=context.run,
+            args=(self._run_sync, source, call, self._thread_done),
+            name="sse_response pump",
+            daemon=True,
+        ).start()
+
+    def _run_sync(
+        self, source: Any, call: bool, done: asyncio.Future[None]
+    ) -> None:
+        outbox, encode = self._outbox, self._encode
+        messages: Any = None
+        iterator: Any = None
+        handed_off = False
+        try:
+            messages = source(self._last_event_id) if call else source
+            if _is_async_result(messages):
+                self._loop.call_soon_threadsafe(self._start_task, messages, False)
+                handed_off = True
+                return
+            iterator = iter(_checked_iterable(messages))
+            for message in iterator:
+                outbox.put(encode(message))
+                if outbox.full:
+                    outbox.wait_for_space_blocking()
+                if outbox.closed:
+                    break
+        except Exception:
+            logger.exception(
+                "The event stream source %r failed; ending the stream.", source
+            )
+        finally:
+            if not handed_off:
+                outbox.finish()
+                _close(iterator, messages)
+            _close_database_connections()
+            try:
+                self._loop.call_soon_threadsafe(_set_done, done)
+            except RuntimeError:
+                pass  # The consumer's loop is closed: nobody waits any more.
+
+
+def _checked_iterable(messages: object) -> Iterable[Any] | AsyncIterable[Any]:
+    if not hasattr(messages, "__iter__") and not hasattr(messages, "__aiter__"):
+        raise TypeError(
+            "An event stream callable must return an iterable or an async "
+            f"iterable of messages, not {type(messages).__name__}."
+        )
+    return messages  # type: ignore[return-value]
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _close(iterator: object, messages: object) -> None:
+    for closable in (iterator, messages) if iterator is not messages else (iterator,):
+        close = getattr(closable, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                logger.exception("Closing the event stream source %r failed.", closable)
+
+
+async def _aclose(iterator: object, messages: object) -> None:
+    for closable in (iterator, messages) if iterator is not messages else (iterator,):
+        aclose = getattr(closable, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:
+                logger.exception("Closing the event stream source %r failed.", closable)
+
+
+def _close_database_connections() -> None:
+    # Connections are per thread; this thread is about to end, and a
+    # connection it opened would otherwise stay open until collected.
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:
+        logger.debug("Closing the pump thread's database connections failed.", exc_info=True)

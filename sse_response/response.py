@@ -1,0 +1,188 @@
+"""
+EventStreamHttpResponse: a Server-Sent Events response for Django.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
+
+from sse_response.body import EventStreamBody, _in_event_loop
+from sse_response.encoding import encode
+from sse_response.messages import EventStream
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+__all__ = ["EventStreamHttpResponse"]
+
+#: The default number of seconds without a message before a heartbeat.
+DEFAULT_HEARTBEAT = 15.0
+
+
+def last_event_id(request: HttpRequest | None) -> str | None:
+    """
+    Return the id of the last event the client saw: the ``Last-Event-ID``
+    header, else the ``lastEventId`` query parameter that EventSource
+    polyfills send, else ``None``.
+    """
+    if request is None:
+        return None
+    value = request.headers.get("Last-Event-ID")
+    if value is None:
+        value = request.GET.get("lastEventId")
+    return value
+
+
+def _check_source(event_stream: object) -> None:
+    if callable(event_stream):
+        return
+    if hasattr(event_stream, "__iter__") or hasattr(event_stream, "__aiter__"):
+        return
+    raise TypeError(
+        "event_stream must be an iterable or async iterable of messages, or a "
+        "callable taking the last event id that returns one; got "
+        f"{type(event_stream).__name__}."
+    )
+
+
+class EventStreamHttpResponse(StreamingHttpResponse):
+    """
+    A streaming response that sends Server-Sent Events.
+
+    ``event_stream`` gives the messages (see
+    :class:`~sse_response.EventStreamMessage`): a sync or async iterable of
+    them, or a sync or async callable that is called when the stream starts
+    with the client's last event id (``None`` on a first connection) and
+    returns one. Pass ``request`` so that the last event id can be read,
+    and so that a ``HEAD`` request never starts the stream.
+
+    Each message is sent as soon as the source yields it, under ASGI and
+    under WSGI alike, whatever the kind of source. When the source yields
+    nothing for ``heartbeat`` seconds (``None`` disables it), a comment is
+    sent, which keeps proxies from closing an idle connection and lets WSGI
+    servers notice a client that went away. Data that is not text is
+    serialized to JSON with ``json_encoder``.
+
+    Closing the response (Django does when the response ends or the client
+    disconnects) closes the source, so its ``finally`` runs then. An error
+    in the source, or a message that cannot be encoded, is logged on the
+    ``sse_response`` logger and ends the stream cleanly, so the client
+    reconnects with its last event id.
+
+    The response is sent with ``Cache-Control: no-cache`` and
+    ``X-Accel-Buffering: no`` (pass ``headers`` to change them) and is never
+    compressed by Django's ``GZipMiddleware``, which would hold events back.
+    """
+
+    def __init__(
+        self,
+        event_stream: EventStream,
+        *,
+        request: HttpRequest | None = None,
+        status: int = 200,
+        content_type: str = "text/event-stream",
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        json_encoder: type[json.JSONEncoder] = DjangoJSONEncoder,
+        **kwargs: Any,
+    ) -> None:
+        _check_source(event_stream)
+        if heartbeat is not None and not heartbeat > 0:
+            raise ValueError(
+                f"heartbeat must be a positive number of seconds or None, not {heartbeat!r}."
+            )
+        self.event_stream = event_stream
+        self.request = request
+        self.heartbeat = heartbeat
+        self.json_encoder = json_encoder
+        content: EventStreamBody | tuple[()]
+        if request is not None and request.method == "HEAD":
+            content = ()
+        else:
+            content = EventStreamBody(
+                event_stream,
+                last_event_id=last_event_id(request),
+                heartbeat=heartbeat,
+                encode=functools.partial(encode, json_encoder=json_encoder),
+            )
+        super().__init__(content, status=status, content_type=content_type, **kwargs)
+        self.headers.setdefault("Cache-Control", "no-cache")
+        self.headers.setdefault("X-Accel-Buffering", "no")
+        # GZipMiddleware, and compression middleware like it, leaves alone a
+        # response that already has a Content-Encoding. The empty value never
+        # goes on the wire: see items().
+        self.headers.setdefault("Content-Encoding", "")
+
+    # The body is an EventStreamBody until middleware or a test client wraps
+    # it; from then on Django's own handling of streaming content applies.
+
+    _body: EventStreamBody | None = None
+    _is_async = False
+
+    def _set_streaming_content(self, value: Any) -> None:
+        if isinstance(value, EventStreamBody):
+            self._body = value
+            self._iterator = value
+            self._resource_closers.append(value.close)
+        else:
+            self._body = None
+            super()._set_streaming_content(value)
+
+    @property
+    def streaming_content(self) -> Any:
+        """
+        The chunks of the stream.
+
+        While nothing has wrapped it, this is the stream's own body, which
+        can be iterated with ``for`` or ``async for``.
+        """
+        if self._body is not None:
+            return self._body
+        return super().streaming_content
+
+    @streaming_content.setter
+    def streaming_content(self, value: Any) -> None:
+        self._set_streaming_content(value)
+
+    @property
+    def is_async(self) -> bool:  # type: ignore[override]
+        """
+        Whether the content should be iterated with ``async for``.
+
+        The stream's own body can be iterated either way, so this answers
+        for the caller: true inside a running event loop. Middleware and
+        Django's test clients then wrap the content the right way.
+        """
+        if self._body is not None:
+            return _in_event_loop()
+        return self._is_async
+
+    @is_async.setter
+    def is_async(self, value: bool) -> None:
+        self._is_async = value
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._body is not None:
+            return iter(self._body)
+        return super().__iter__()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._body is not None:
+            return aiter(self._body)
+        return super().__aiter__()
+
+    def items(self) -> Any:
+        """The headers as sent, without the empty ``Content-Encoding``."""
+        return [
+            (name, value)
+            for name, value in self.headers.items()
+            if value or name.lower() != "content-encoding"
+        ]
+
+    def getvalue(self) -> bytes:
+        return b"".join(iter(self))
