@@ -4,6 +4,7 @@ soon as its source yields it, under ASGI and WSGI, from sync or async code.
 """
 
 from sse_response.encoding import InvalidMessageError, encode
+from sse_response.lifetime import end_all_streams
 from sse_response.messages import EventStream, EventStreamMessage, EventStreamMessages
 from sse_response.response import EventStreamHttpResponse
 
@@ -14,6 +15,7 @@ __all__ = [
     "EventStreamMessages",
     "InvalidMessageError",
     "encode",
+    "end_all_streams",
 ]
 
 __version__ = "0.1.0"

@@ -19,6 +19,7 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Generator
 
+from sse_response import lifetime
 from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
@@ -40,8 +41,13 @@ class EventStreamBody:
     with ``async for``.
 
     ``heartbeat`` is how many seconds may pass without a message before a
-    comment line is sent (``None`` for never). :meth:`close` stops the
-    source and runs its ``finally``; it may be called from any thread.
+    comment line is sent (``None`` for never). After ``max_duration``
+    seconds, or when :meth:`end` is called, the stream sends
+    ``retry: <end_retry_ms>`` and ends. ``send_timeout`` is how long the
+    source may wait for a client that takes nothing before it is closed.
+
+    :meth:`close` stops the source and runs its ``finally``; it may be
+    called from any thread.
     """
 
     def __init__(
@@ -49,16 +55,25 @@ class EventStreamBody:
         source: object,
         *,
         last_event_id: str | None,
-        heartbeat: float | None,
         encode: Encoder,
+        heartbeat: float | None = None,
+        max_duration: float | None = None,
+        end_retry_ms: int = 1000,
+        send_timeout: float | None = None,
     ) -> None:
         self.source = source
         self.last_event_id = last_event_id
         self.heartbeat = heartbeat
+        self.max_duration = max_duration
+        self.end_retry_ms = end_retry_ms
+        self.send_timeout = send_timeout
         self._encode = encode
         self._started = False
         self._closed = False
         self._outbox: Outbox | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Set by end(): the retry hint to end with.
+        self._end_retry_ms: int | None = None
         self._sync_chunks: Generator[bytes, None, None] | None = None
         self._sync_thread: int | None = None
 
@@ -96,29 +111,76 @@ class EventStreamBody:
             # Another thread: wake the consumer, which stops the source.
             self._outbox.close()
 
+    def end(self, retry_ms: int | None = None) -> bool:
+        """
+        End the stream with ``retry: <retry_ms>`` (``end_retry_ms`` by
+        default); return whether it was still open. Safe from any thread and
+        from a signal handler.
+        """
+        loop = self._loop
+        if loop is None or self._closed:
+            return False
+        try:
+            loop.call_soon_threadsafe(self._end_on_loop, retry_ms)
+        except RuntimeError:
+            return False  # Its loop is closed: the stream is over.
+        return True
+
+    def _end_on_loop(self, retry_ms: int | None) -> None:
+        if self._end_retry_ms is None:
+            self._end_retry_ms = self.end_retry_ms if retry_ms is None else retry_ms
+        if self._outbox is not None:
+            self._outbox.close()
+
     def _start(self) -> None:
         if self._started:
             raise RuntimeError("An event stream can be iterated only once.")
         self._started = True
 
     async def _chunks(self) -> AsyncGenerator[bytes, None]:
-        outbox = self._outbox = Outbox(asyncio.get_running_loop())
+        loop = self._loop = asyncio.get_running_loop()
+        outbox = self._outbox = Outbox(loop)
         if self._closed:
             # close() ran before the outbox existed, from another thread.
             return
-        pump = Pump(self.source, self.last_event_id, outbox, self._encode)
+        pump = Pump(
+            self.source,
+            self.last_event_id,
+            outbox,
+            self._encode,
+            send_timeout=self.send_timeout,
+        )
+        lifetime.register(self)
         pump.start()
         heartbeat = self.heartbeat
+        deadline = (
+            None if self.max_duration is None else loop.time() + self.max_duration
+        )
         try:
             while True:
-                chunk = await outbox.take(heartbeat)
-                if chunk is None:
-                    yield HEARTBEAT
-                elif chunk:
+                timeout = heartbeat
+                if deadline is not None:
+                    left = max(deadline - loop.time(), 0.0)
+                    timeout = left if timeout is None else min(timeout, left)
+                chunk = await outbox.take(timeout)
+                if chunk:
                     yield chunk
+                elif chunk is not None:
+                    break
+                elif deadline is not None and loop.time() >= deadline:
+                    self._end_retry_ms = self.end_retry_ms
+                    break
                 else:
-                    return
+                    yield HEARTBEAT
+            if pump.refused and self._end_retry_ms is None:
+                self._end_retry_ms = self.end_retry_ms
+            if self._end_retry_ms is not None:
+                # A field line on its own: the client applies it at once, and
+                # no blank line follows that a lax client could take for an
+                # event.
+                yield b"retry: %d\n" % self._end_retry_ms
         finally:
+            lifetime.unregister(self)
             await pump.stop()
 
     def _chunks_on_own_loop(self) -> Generator[bytes, None, None]:

@@ -25,7 +25,6 @@ would are refused with :class:`InvalidMessageError`, which names the field.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -207,12 +206,18 @@ def _to_json(data: object, json_encoder: type[json.JSONEncoder] | None) -> str:
         ) from None
 
 
-@functools.lru_cache(maxsize=32)
+_json_encoders: dict[type[json.JSONEncoder], json.JSONEncoder] = {}
+
+
 def _json_encoder_instance(cls: type[json.JSONEncoder]) -> json.JSONEncoder:
     # An encoder instance holds only its settings, so one per class serves
     # every message. NaN and infinities are refused: they are not JSON, and
     # JSON.parse() in the browser rejects them.
-    return cls(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    encoder = _json_encoders.get(cls)
+    if encoder is None:
+        encoder = cls(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        _json_encoders[cls] = encoder
+    return encoder
 
 
 def _default_json_encoder() -> type[json.JSONEncoder]:

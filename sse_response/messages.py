@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 if sys.version_info >= (3, 11):
-    from typing import NotRequired, TypeAlias, TypedDict
+    from typing import NotRequired, TypedDict
 else:  # pragma: no cover - exercised on Python 3.10 only
-    from typing_extensions import NotRequired, TypeAlias, TypedDict
+    from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
     "EventStream",
@@ -28,10 +28,11 @@ class EventStreamMessage(TypedDict):
     """
     One message of an event stream.
 
-    Every key is optional, and a key set to ``None`` counts as absent. A message with ``data`` fires an event in the
-    client; one with only ``id`` or ``retry_ms`` updates the client's state
-    without firing; an empty message (``{}`` or ``None``) is written as a
-    comment, which keeps the connection alive.
+    Every key is optional, and a key set to ``None`` counts as absent. A
+    message with ``data`` fires an event in the client; one with only ``id``
+    or ``retry_ms`` updates the client's state without firing; an empty
+    message (``{}`` or ``None``) is written as a comment, which keeps the
+    connection alive.
     """
 
     #: The payload. ``str`` and ``bytes`` (UTF-8) are sent as they are, one
@@ -54,16 +55,15 @@ class EventStreamMessage(TypedDict):
 
 #: The messages of a stream: a sync or async iterable of messages. ``None``
 #: stands for an empty message, as in djblets.
-EventStreamMessages: TypeAlias = Union[
-    Iterable[EventStreamMessage | None],
-    AsyncIterable[EventStreamMessage | None],
-]
+EventStreamMessages: TypeAlias = (
+    Iterable[EventStreamMessage | None] | AsyncIterable[EventStreamMessage | None]
+)
 
 #: What ``EventStreamHttpResponse`` accepts: the messages themselves, or a
 #: callable that is given the client's last event id (or ``None``) when the
 #: stream starts and returns them, directly or through an awaitable.
-EventStream: TypeAlias = Union[
-    EventStreamMessages,
-    Callable[[str | None], EventStreamMessages],
-    Callable[[str | None], Awaitable[EventStreamMessages]],
-]
+EventStream: TypeAlias = (
+    EventStreamMessages
+    | Callable[[str | None], EventStreamMessages]
+    | Callable[[str | None], Awaitable[EventStreamMessages]]
+)

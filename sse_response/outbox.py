@@ -15,6 +15,7 @@ the consumer, so a source can never run ahead of a slow client without bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 __all__ = ["Outbox"]
@@ -84,11 +85,15 @@ class Outbox:
             self._finished = True
             self._wake_consumer()
 
-    def wait_for_space_blocking(self) -> None:
-        """Block the calling thread until the outbox has room or is closed."""
+    def wait_for_space_blocking(self, timeout: float | None = None) -> bool:
+        """
+        Block the calling thread until the outbox has room or is closed;
+        return False if ``timeout`` seconds passed first.
+        """
         with self._space:
-            while self._size >= self._limit and not self._closed:
-                self._space.wait()
+            return self._space.wait_for(
+                lambda: self._size < self._limit or self._closed, timeout
+            )
 
     async def wait_for_space(self) -> None:
         """Wait, on the consumer's loop, until the outbox has room or is closed."""
@@ -160,8 +165,6 @@ class Outbox:
         if threading.get_ident() == self._loop_thread:
             _resolve(future)
             return
-        try:
+        # A closed loop has nobody left to wake.
+        with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_resolve, future)
-        except RuntimeError:
-            # The loop is closed: nobody is left to wake.
-            pass

@@ -104,9 +104,8 @@ class EventStreamParser:
         elif name == "id":
             if "\0" not in value:
                 self._id_buffer = value
-        elif name == "retry":
-            if _DIGITS.fullmatch(value):
-                self.retry = int(value)
+        elif name == "retry" and _DIGITS.fullmatch(value):
+            self.retry = int(value)
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

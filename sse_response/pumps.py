@@ -17,6 +17,7 @@ function returning an async generator works, and so does the reverse.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -33,6 +34,13 @@ __all__ = ["Pump", "is_async_callable"]
 logger = logging.getLogger("sse_response")
 
 Encoder = Callable[[Mapping[str, Any] | None], bytes]
+
+#: How many sync sources may run at once in a process, unless the setting
+#: ``SSE_RESPONSE_MAX_SYNC_STREAMS`` says otherwise. Each holds a thread.
+DEFAULT_MAX_SYNC_STREAMS = 1000
+
+_sync_streams = 0
+_sync_streams_lock = threading.Lock()
 
 #: How long stopping waits for a sync source to reach its next ``yield`` so
 #: that its ``finally`` runs before the response is done. A source blocked
@@ -63,11 +71,16 @@ class Pump:
         last_event_id: str | None,
         outbox: Outbox,
         encode: Encoder,
+        *,
+        send_timeout: float | None = None,
     ) -> None:
         self._source = source
         self._last_event_id = last_event_id
         self._outbox = outbox
         self._encode = encode
+        self._send_timeout = send_timeout
+        #: Whether the source was refused a thread (see max_sync_streams()).
+        self.refused = False
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._thread_done: asyncio.Future[None] | None = None
@@ -76,7 +89,7 @@ class Pump:
         """Start running the source, in a task or a thread as it needs."""
         source = self._source
         is_callable = callable(source)
-        if is_callable and is_async_callable(source) or (
+        if (is_callable and is_async_callable(source)) or (
             not is_callable and hasattr(source, "__aiter__")
         ):
             self._start_task(source, is_callable)
@@ -125,7 +138,12 @@ class Pump:
             async for message in iterator:
                 outbox.put(encode(message))
                 if outbox.full:
-                    await outbox.wait_for_space()
+                    try:
+                        await asyncio.wait_for(
+                            outbox.wait_for_space(), self._send_timeout
+                        )
+                    except asyncio.TimeoutError:
+                        self._give_up_on_client()
                 if outbox.closed:
                     break
         except Exception:
@@ -139,7 +157,33 @@ class Pump:
 
     # Sync sources: a thread of their own.
 
+    def _give_up_on_client(self) -> None:
+        logger.warning(
+            "The client of an event stream took nothing for %s seconds; "
+            "closing the source %r.",
+            self._send_timeout,
+            self._source,
+        )
+        self._outbox.close()
+
     def _start_thread(self, source: object, call: bool) -> None:
+        global _sync_streams
+        limit = max_sync_streams()
+        with _sync_streams_lock:
+            if _sync_streams >= limit:
+                refused = True
+            else:
+                refused = False
+                _sync_streams += 1
+        if refused:
+            logger.warning(
+                "%d sync event streams are open (SSE_RESPONSE_MAX_SYNC_STREAMS); "
+                "refusing another, whose client will retry.",
+                limit,
+            )
+            self.refused = True
+            self._outbox.finish()
+            return
         self._thread_done = self._loop.create_future()
         context = contextvars.copy_context()
         threading.Thread(
@@ -149,9 +193,7 @@ class Pump:
             daemon=True,
         ).start()
 
-    def _run_sync(
-        self, source: Any, call: bool, done: asyncio.Future[None]
-    ) -> None:
+    def _run_sync(self, source: Any, call: bool, done: asyncio.Future[None]) -> None:
         outbox, encode = self._outbox, self._encode
         messages: Any = None
         iterator: Any = None
@@ -165,8 +207,10 @@ class Pump:
             iterator = iter(_checked_iterable(messages))
             for message in iterator:
                 outbox.put(encode(message))
-                if outbox.full:
-                    outbox.wait_for_space_blocking()
+                if outbox.full and not outbox.wait_for_space_blocking(
+                    self._send_timeout
+                ):
+                    self._give_up_on_client()
                 if outbox.closed:
                     break
         except Exception:
@@ -178,19 +222,39 @@ class Pump:
                 outbox.finish()
                 _close(iterator, messages)
             _close_database_connections()
-            try:
+            _release_sync_stream()
+            # A closed loop means the consumer no longer waits for this.
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(_set_done, done)
-            except RuntimeError:
-                pass  # The consumer's loop is closed: nobody waits any more.
 
 
-def _checked_iterable(messages: object) -> Iterable[Any] | AsyncIterable[Any]:
+def max_sync_streams() -> int:
+    """How many sync sources may run at once in this process."""
+    from django.conf import settings
+
+    return int(
+        getattr(settings, "SSE_RESPONSE_MAX_SYNC_STREAMS", DEFAULT_MAX_SYNC_STREAMS)
+    )
+
+
+def open_sync_streams() -> int:
+    """How many sync sources run now, each in its own thread."""
+    return _sync_streams
+
+
+def _release_sync_stream() -> None:
+    global _sync_streams
+    with _sync_streams_lock:
+        _sync_streams -= 1
+
+
+def _checked_iterable(messages: Any) -> Any:
     if not hasattr(messages, "__iter__") and not hasattr(messages, "__aiter__"):
         raise TypeError(
             "An event stream callable must return an iterable or an async "
             f"iterable of messages, not {type(messages).__name__}."
         )
-    return messages  # type: ignore[return-value]
+    return messages
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -226,4 +290,6 @@ def _close_database_connections() -> None:
 
         connections.close_all()
     except Exception:
-        logger.debug("Closing the pump thread's database connections failed.", exc_info=True)
+        logger.debug(
+            "Closing the pump thread's database connections failed.", exc_info=True
+        )

@@ -24,6 +24,10 @@ __all__ = ["EventStreamHttpResponse"]
 #: The default number of seconds without a message before a heartbeat.
 DEFAULT_HEARTBEAT = 15.0
 
+#: The default number of seconds a stalled client may take nothing before
+#: its stream's source is closed.
+DEFAULT_SEND_TIMEOUT = 30.0
+
 
 def last_event_id(request: HttpRequest | None) -> str | None:
     """
@@ -51,6 +55,15 @@ def _check_source(event_stream: object) -> None:
     )
 
 
+def _check_seconds(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"{name} must be a positive number of seconds or None, not {value!r}."
+        )
+
+
 class EventStreamHttpResponse(StreamingHttpResponse):
     """
     A streaming response that sends Server-Sent Events.
@@ -68,6 +81,12 @@ class EventStreamHttpResponse(StreamingHttpResponse):
     sent, which keeps proxies from closing an idle connection and lets WSGI
     servers notice a client that went away. Data that is not text is
     serialized to JSON with ``json_encoder``.
+
+    After ``max_duration`` seconds (``None``: never), or when
+    :func:`~sse_response.end_all_streams` is called, the stream sends
+    ``retry: <end_retry_ms>`` and ends, and the client reconnects with its
+    last event id. A client that takes nothing for ``send_timeout`` seconds
+    while the stream has data for it gets its source closed.
 
     Closing the response (Django does when the response ends or the client
     disconnects) closes the source, so its ``finally`` runs then. An error
@@ -88,17 +107,31 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         status: int = 200,
         content_type: str = "text/event-stream",
         heartbeat: float | None = DEFAULT_HEARTBEAT,
+        max_duration: float | None = None,
+        end_retry_ms: int = 1000,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
         json_encoder: type[json.JSONEncoder] = DjangoJSONEncoder,
         **kwargs: Any,
     ) -> None:
         _check_source(event_stream)
-        if heartbeat is not None and not heartbeat > 0:
+        _check_seconds("heartbeat", heartbeat)
+        _check_seconds("max_duration", max_duration)
+        _check_seconds("send_timeout", send_timeout)
+        if (
+            isinstance(end_retry_ms, bool)
+            or not isinstance(end_retry_ms, int)
+            or (end_retry_ms < 0)
+        ):
             raise ValueError(
-                f"heartbeat must be a positive number of seconds or None, not {heartbeat!r}."
+                "end_retry_ms must be a non-negative int of milliseconds, "
+                f"not {end_retry_ms!r}."
             )
         self.event_stream = event_stream
         self.request = request
         self.heartbeat = heartbeat
+        self.max_duration = max_duration
+        self.end_retry_ms = end_retry_ms
+        self.send_timeout = send_timeout
         self.json_encoder = json_encoder
         content: EventStreamBody | tuple[()]
         if request is not None and request.method == "HEAD":
@@ -107,8 +140,11 @@ class EventStreamHttpResponse(StreamingHttpResponse):
             content = EventStreamBody(
                 event_stream,
                 last_event_id=last_event_id(request),
-                heartbeat=heartbeat,
                 encode=functools.partial(encode, json_encoder=json_encoder),
+                heartbeat=heartbeat,
+                max_duration=max_duration,
+                end_retry_ms=end_retry_ms,
+                send_timeout=send_timeout,
             )
         super().__init__(content, status=status, content_type=content_type, **kwargs)
         self.headers.setdefault("Cache-Control", "no-cache")
@@ -128,10 +164,10 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         if isinstance(value, EventStreamBody):
             self._body = value
             self._iterator = value
-            self._resource_closers.append(value.close)
+            self._resource_closers.append(value.close)  # type: ignore[attr-defined]
         else:
             self._body = None
-            super()._set_streaming_content(value)
+            super()._set_streaming_content(value)  # type: ignore[misc]
 
     @property
     def streaming_content(self) -> Any:
@@ -150,7 +186,7 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         self._set_streaming_content(value)
 
     @property
-    def is_async(self) -> bool:  # type: ignore[override]
+    def is_async(self) -> bool:
         """
         Whether the content should be iterated with ``async for``.
 

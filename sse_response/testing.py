@@ -74,9 +74,9 @@ class _Reader:
         self.reading.events.extend(self.parser.feed(chunk))
         self.reading.retry = self.parser.retry
         self.reading.last_event_id = self.parser.last_event_id
-        return (self.events is not None and len(self.reading.events) >= self.events) or (
-            self.comments is not None and len(self.reading.comments) >= self.comments
-        )
+        return (
+            self.events is not None and len(self.reading.events) >= self.events
+        ) or (self.comments is not None and len(self.reading.comments) >= self.comments)
 
     def end(self) -> StreamReading:
         self.reading.ended = True
@@ -112,7 +112,9 @@ def read_stream(
             chunks.put(exc)
         chunks.put(_END)
 
-    thread = threading.Thread(target=iterate, name="sse_response test reader", daemon=True)
+    thread = threading.Thread(
+        target=iterate, name="sse_response test reader", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     try:
