@@ -31,7 +31,8 @@ test: lint typecheck unit
 
 demo: venv
 	@echo "Serving the sse_response demo at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
-	cd examples && ../$(BIN)/uvicorn demo.asgi:application --host $(HOST) --port $(PORT)
+	cd examples && SSE_DEMO_SERVER=uvicorn ../$(BIN)/uvicorn demo.asgi:application \
+		--host $(HOST) --port $(PORT) --timeout-graceful-shutdown 1
 
 tox:
 	$(PYTHON) -m pip install --quiet tox

@@ -3,6 +3,11 @@ from django.urls import path
 from demo import views
 
 urlpatterns = [
-    path("", views.index),
-    path("clock/", views.clock),
+    path("", views.index, name="index"),
+    path("progress/", views.progress_page, name="progress"),
+    path("progress/stream/", views.progress_stream, name="progress-stream"),
+    path("ticker/", views.ticker_page, name="ticker"),
+    path("ticker/stream/", views.ticker_stream, name="ticker-stream"),
+    path("counter/", views.counter_page, name="counter"),
+    path("counter/stream/", views.counter_stream, name="counter-stream"),
 ]

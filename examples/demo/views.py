@@ -1,34 +1,164 @@
-"""A minimal page fed by an async event stream."""
+"""
+The demo's pages and the event streams that feed them.
+
+Each page is plain HTML whose script opens an ``EventSource`` on a stream:
+
+* ``/progress/``: a long task reports its progress from a sync generator;
+* ``/ticker/``: live prices from an async generator;
+* ``/counter/``: a counter whose state lives in the event ids, so that it
+  goes on where it was when the server restarts.
+"""
+
+from __future__ import annotations
 
 import asyncio
 import datetime
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
-from sse_response import EventStreamHttpResponse
+from demo.serving import describe, heartbeat
+from sse_response import EventStreamHttpResponse, EventStreamMessage
 
-PAGE = """<!doctype html>
-<title>sse_response demo</title>
-<h1>sse_response demo</h1>
-<p>Server time: <output id="clock">waiting…</output></p>
-<script>
-  const source = new EventSource("/clock/");
-  source.addEventListener("tick", (event) => {
-    document.getElementById("clock").textContent = JSON.parse(event.data).now;
-  });
-</script>
-"""
+
+def _number(
+    request: HttpRequest, name: str, default: float, low: float, high: float
+) -> float:
+    """A number from the query string, within [low, high]."""
+    try:
+        value = float(request.GET.get(name, default))
+    except ValueError:
+        return default
+    if value != value:  # NaN
+        return default
+    return min(max(value, low), high)
+
+
+def _page(request: HttpRequest, template: str, **context: Any) -> HttpResponse:
+    return render(
+        request, f"demo/{template}", {"serving": describe(request), **context}
+    )
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(PAGE)
+    return _page(request, "index.html")
 
 
-async def clock(request: HttpRequest) -> EventStreamHttpResponse:
-    async def ticks(last_event_id: str | None):
+# 1. A long task and its progress bar: a sync generator.
+#
+# A sync view and a sync generator, as most Django code is written.
+# sse_response runs the generator in a thread of its own, under WSGI and
+# ASGI alike, and each step reaches the browser as soon as it is yielded.
+
+
+def progress_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "progress.html")
+
+
+def progress_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    steps = int(_number(request, "steps", 20, 1, 1000))
+    delay = _number(request, "delay", 0.25, 0, 10)
+
+    def run_task(last_event_id: str | None) -> Iterator[EventStreamMessage]:
+        # Each step's id is its number: a client that reconnects in the
+        # middle of the task gets the steps it has not seen yet.
+        done = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        yield {"retry_ms": 1000, "comment": f"task of {steps} steps"}
+        for step in range(done + 1, steps + 1):
+            time.sleep(delay)  # the work of one step
+            yield {
+                "id": str(step),
+                "event": "progress",
+                "data": {
+                    "step": step,
+                    "steps": steps,
+                    "percent": round(100 * step / steps),
+                },
+            }
+        # The stream then ends; the page closes its EventSource on "done",
+        # else the browser would reconnect and be told "done" again.
+        yield {"event": "done", "data": {"steps": steps}}
+
+    return EventStreamHttpResponse(run_task, request=request, heartbeat=heartbeat())
+
+
+# 2. A live ticker: an async generator.
+#
+# Nothing to resume here, a ticker only cares about now: the events carry
+# no id, and a reconnected page simply gets the next prices.
+
+_SYMBOLS = {"ACME": 132.50, "GLOBEX": 48.20, "INITECH": 12.75, "HOOLI": 301.10}
+
+
+def ticker_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "ticker.html", symbols=list(_SYMBOLS))
+
+
+async def ticker_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    interval = _number(request, "interval", 1.0, 0.05, 60)
+
+    async def quotes() -> AsyncIterator[EventStreamMessage]:
+        prices = dict(_SYMBOLS)
+        rng = random.Random()
         while True:
+            changes = {}
+            for symbol, price in prices.items():
+                new = max(0.01, round(price * (1 + rng.gauss(0, 0.004)), 2))
+                changes[symbol] = round(new - price, 2)
+                prices[symbol] = new
             now = datetime.datetime.now(datetime.timezone.utc)
-            yield {"event": "tick", "data": {"now": now.isoformat(timespec="seconds")}}
-            await asyncio.sleep(1)
+            yield {
+                "event": "quotes",
+                "data": {
+                    "time": now.isoformat(timespec="milliseconds"),
+                    "quotes": [
+                        {"symbol": s, "price": p, "change": changes[s]}
+                        for s, p in prices.items()
+                    ],
+                },
+            }
+            await asyncio.sleep(interval)
 
-    return EventStreamHttpResponse(ticks, request=request)
+    return EventStreamHttpResponse(quotes(), request=request, heartbeat=heartbeat())
+
+
+# 3. A resumable counter: the state is in the event ids.
+#
+# Each event's id is the counter's value. When the connection drops (the
+# server stopped, the network went away) the browser reconnects on its own
+# and sends the last id it saw as Last-Event-ID; the stream goes on from the
+# next value. No database: the client holds the state, so a restarted server
+# sends every value once, with no gap and no duplicate.
+
+
+def counter_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "counter.html")
+
+
+async def counter_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    interval = _number(request, "interval", 1.0, 0.05, 60)
+
+    async def count_from(
+        last_event_id: str | None,
+    ) -> AsyncIterator[EventStreamMessage]:
+        if last_event_id is not None and last_event_id.isdigit():
+            n = int(last_event_id)
+        else:
+            n = 0  # a first connection, or an id that is not ours
+        # No id on this one: the browser keeps the last id it saw. The short
+        # retry makes it reconnect half a second after the connection drops.
+        yield {
+            "event": "hello",
+            "data": {"last_event_id": last_event_id, "next": n + 1},
+            "retry_ms": 500,
+        }
+        while True:
+            await asyncio.sleep(interval)
+            n += 1
+            yield {"id": str(n), "event": "count", "data": n}
+
+    return EventStreamHttpResponse(count_from, request=request, heartbeat=heartbeat())
