@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Iterator
 
 from sse_response import lifetime
 from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
 
-__all__ = ["EventStreamBody"]
+__all__ = ["EmptyBody", "EventStreamBody"]
 
 
 def _in_event_loop() -> bool:
@@ -199,3 +199,17 @@ class EventStreamBody:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
+
+
+class EmptyBody:
+    """The body of a response to ``HEAD``: nothing, either way it is iterated."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    async def __aiter__(self) -> AsyncGenerator[bytes, None]:
+        return
+        yield
+
+    def close(self) -> None:
+        pass

@@ -22,7 +22,7 @@ import contextvars
 import inspect
 import logging
 import threading
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction

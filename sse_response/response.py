@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
-from sse_response.body import EventStreamBody, _in_event_loop
+from sse_response.body import EmptyBody, EventStreamBody, _in_event_loop
 from sse_response.encoding import encode
 from sse_response.messages import EventStream
 
@@ -133,9 +133,9 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         self.end_retry_ms = end_retry_ms
         self.send_timeout = send_timeout
         self.json_encoder = json_encoder
-        content: EventStreamBody | tuple[()]
+        content: EventStreamBody | EmptyBody
         if request is not None and request.method == "HEAD":
-            content = ()
+            content = EmptyBody()
         else:
             content = EventStreamBody(
                 event_stream,
@@ -157,11 +157,11 @@ class EventStreamHttpResponse(StreamingHttpResponse):
     # The body is an EventStreamBody until middleware or a test client wraps
     # it; from then on Django's own handling of streaming content applies.
 
-    _body: EventStreamBody | None = None
+    _body: EventStreamBody | EmptyBody | None = None
     _is_async = False
 
     def _set_streaming_content(self, value: Any) -> None:
-        if isinstance(value, EventStreamBody):
+        if isinstance(value, (EventStreamBody, EmptyBody)):
             self._body = value
             self._iterator = value
             self._resource_closers.append(value.close)  # type: ignore[attr-defined]
