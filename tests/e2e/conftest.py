@@ -1,0 +1,209 @@
+"""
+Fixtures for the browser tests of the demo site (examples/demo).
+
+The demo runs under a real server in a subprocess, on 127.0.0.1 and a free
+port; the pages are driven by Playwright with Debian's Chromium, which .ci/run
+installs. A missing Chromium fails the tests: it never skips them.
+
+Screenshots go to each test's tmp_path. Set SSE_DEMO_UPDATE_SCREENSHOTS=1 to
+also copy those of DOCS_SCREENSHOTS to docs/img/, where the README shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+DOCS_IMG = ROOT / "docs" / "img"
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+#: Seconds a server has to start answering, or to stop.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class DemoServer:
+    """The demo site under one server, in a subprocess that can be restarted."""
+
+    def __init__(
+        self, kind: str, port: int, log_path: Path, env: dict[str, str]
+    ) -> None:
+        self.kind = kind
+        self.port = port
+        self.log_path = log_path
+        self.env = env
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        address = f"127.0.0.1:{self.port}"
+        if self.kind == "uvicorn":
+            return [
+                *(sys.executable, "-m", "uvicorn", "demo.asgi:application"),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+                *("--timeout-graceful-shutdown", "1", "--no-access-log"),
+            ]
+        if self.kind == "gunicorn":
+            return [
+                *(sys.executable, "-m", "gunicorn", "demo.wsgi"),
+                *("--worker-class", "gthread", "--threads", "16"),
+                *("--bind", address, "--graceful-timeout", "1"),
+            ]
+        raise ValueError(f"unknown server {self.kind!r}")
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no log)"
+
+    def start(self) -> None:
+        assert self._process is None, "already started"
+        self._log = self.log_path.open("ab")
+        env = {
+            **os.environ,
+            # The suite's own settings may be in the environment: not the demo's.
+            "DJANGO_SETTINGS_MODULE": "demo.settings",
+            "SSE_DEMO_SERVER": self.kind,
+            **self.env,
+        }
+        self._process = subprocess.Popen(
+            self.command(),
+            cwd=EXAMPLES,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self.stop()
+                pytest.fail(f"{self.kind} exited at startup:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(
+            f"{self.kind} did not answer in {START_TIMEOUT} s:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and wait until it is gone."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+StartServer = Callable[..., DemoServer]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start the demo: ``start_server("uvicorn")``; all are stopped at teardown."""
+    servers: list[DemoServer] = []
+
+    def start(kind: str, **env: str) -> DemoServer:
+        server = DemoServer(kind, free_port(), tmp_path / f"{kind}.log", env)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
+            "(apt-get install -y --no-install-recommends chromium; .ci/run does)."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; the test fails if a script on it throws."""
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+Screenshot = Callable[[Page, str], Path]
+
+#: The screenshots that the README shows, one of each page.
+DOCS_SCREENSHOTS = {"index", "progress", "ticker", "counter"}
+
+
+@pytest.fixture
+def screenshot(tmp_path: Path) -> Screenshot:
+    """Save a screenshot of the page as <tmp_path>/<name>.png."""
+
+    def take(page: Page, name: str) -> Path:
+        path = tmp_path / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if os.environ.get("SSE_DEMO_UPDATE_SCREENSHOTS") and name in DOCS_SCREENSHOTS:
+            DOCS_IMG.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOCS_IMG / path.name)
+        return path
+
+    return take
