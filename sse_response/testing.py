@@ -70,13 +70,19 @@ class _Reader:
 
     def feed(self, chunk: bytes) -> bool:
         """Read a chunk; return whether enough was read."""
-        self.reading.chunks.append(chunk)
-        self.reading.events.extend(self.parser.feed(chunk))
-        self.reading.retry = self.parser.retry
-        self.reading.last_event_id = self.parser.last_event_id
-        return (
-            self.events is not None and len(self.reading.events) >= self.events
-        ) or (self.comments is not None and len(self.reading.comments) >= self.comments)
+        reading = self.reading
+        reading.chunks.append(chunk)
+        reading.events.extend(self.parser.feed(chunk))
+        reading.retry = self.parser.retry
+        reading.last_event_id = self.parser.last_event_id
+        if self.events is not None and len(reading.events) >= self.events:
+            # Events that were ready together arrive in one chunk: keep
+            # exactly the number asked for, as if the reader stopped there.
+            del reading.events[self.events :]
+            if reading.events:
+                reading.last_event_id = reading.events[-1].last_event_id
+            return True
+        return self.comments is not None and len(reading.comments) >= self.comments
 
     def end(self) -> StreamReading:
         self.reading.ended = True
@@ -97,6 +103,7 @@ def read_stream(
     """
     Read ``response`` until ``events`` events or ``comments`` comments were
     read, the stream ended, or ``timeout`` seconds passed; then close it.
+    With ``events``, exactly that many are kept (if that many came).
 
     The stream is iterated in a thread of its own, so the timeout holds even
     while the stream waits for its source.
