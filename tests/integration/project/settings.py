@@ -1,0 +1,22 @@
+"""
+Settings of the Django project the integration tests serve with real servers.
+
+``SSE_IT_STATE`` names the directory where the test sources report what
+happened to them (see :mod:`tests.integration.project.views`).
+"""
+
+import os
+
+SECRET_KEY = "sse_response integration tests"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS: list[str] = []
+MIDDLEWARE: list[str] = []
+ROOT_URLCONF = "tests.integration.project.urls"
+WSGI_APPLICATION = "tests.integration.project.wsgi.application"
+DATABASES: dict[str, dict[str, str]] = {}
+USE_TZ = True
+LOGGING_CONFIG = None
+
+if "SSE_IT_MAX_SYNC_STREAMS" in os.environ:
+    SSE_RESPONSE_MAX_SYNC_STREAMS = int(os.environ["SSE_IT_MAX_SYNC_STREAMS"])

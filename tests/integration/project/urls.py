@@ -1,0 +1,10 @@
+from django.urls import path
+
+from tests.integration.project import views
+
+urlpatterns = [
+    path("plain/", views.plain),
+    path("status/", views.status),
+    path("stream/<str:kind>/", views.stream),
+    path("tricky/", views.tricky),
+]

@@ -1,0 +1,271 @@
+"""
+Real servers serving the test project, each started as a process of its own
+on 127.0.0.1 with a free port, and the settings the tests use for each of
+them (those docs/deployment.md recommends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ASGI_APP = "tests.integration.project.asgi:application"
+WSGI_APP = "tests.integration.project.wsgi:application"
+GUNICORN_CONF = "python:tests.integration.project.gunicorn_conf"
+
+#: The graceful shutdown timeout every server is started with, in seconds.
+GRACEFUL_TIMEOUT = 3
+#: How long a server may take to answer its first request.
+START_TIMEOUT = 30.0
+
+
+def _gunicorn(port: int, *options: str, app: str = WSGI_APP) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        *options,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        str(GRACEFUL_TIMEOUT),
+        "--config",
+        GUNICORN_CONF,
+        app,
+    ]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    interface: Literal["asgi", "wsgi"]
+    argv: Callable[[int], list[str]]
+    #: How many streams it can hold at once as started here.
+    stream_slots: int = 1000
+
+    @property
+    def asgi(self) -> bool:
+        return self.interface == "asgi"
+
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in [
+        ServerSpec(
+            "uvicorn-h11",
+            "asgi",
+            lambda port: [
+                str(BIN / "uvicorn"),
+                ASGI_APP,
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--http=h11",
+                f"--timeout-graceful-shutdown={GRACEFUL_TIMEOUT}",
+                "--no-access-log",
+            ],
+        ),
+        ServerSpec(
+            "uvicorn-httptools",
+            "asgi",
+            lambda port: [
+                str(BIN / "uvicorn"),
+                ASGI_APP,
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--http=httptools",
+                f"--timeout-graceful-shutdown={GRACEFUL_TIMEOUT}",
+                "--no-access-log",
+            ],
+        ),
+        ServerSpec(
+            "daphne",
+            "asgi",
+            lambda port: [
+                str(BIN / "daphne"),
+                "--bind=127.0.0.1",
+                f"--port={port}",
+                f"--application-close-timeout={GRACEFUL_TIMEOUT}",
+                "--verbosity=1",
+                ASGI_APP,
+            ],
+        ),
+        ServerSpec(
+            "hypercorn",
+            "asgi",
+            lambda port: [
+                str(BIN / "hypercorn"),
+                f"--bind=127.0.0.1:{port}",
+                f"--graceful-timeout={GRACEFUL_TIMEOUT}",
+                ASGI_APP,
+            ],
+        ),
+        ServerSpec(
+            "gunicorn-sync",
+            "wsgi",
+            # One process per stream: --timeout 0, since a sync worker does
+            # not report to the master while it streams.
+            lambda port: _gunicorn(
+                port, "--worker-class=sync", "--workers=8", "--timeout=0", "--preload"
+            ),
+            stream_slots=8,
+        ),
+        ServerSpec(
+            "gunicorn-gthread",
+            "wsgi",
+            lambda port: _gunicorn(
+                port, "--worker-class=gthread", "--workers=1", "--threads=128"
+            ),
+            stream_slots=128,
+        ),
+        ServerSpec(
+            "gunicorn-uvicorn",
+            "asgi",
+            lambda port: _gunicorn(
+                port,
+                "--worker-class=uvicorn.workers.UvicornWorker",
+                "--workers=1",
+                app=ASGI_APP,
+            ),
+        ),
+        ServerSpec(
+            "runserver",
+            "wsgi",
+            lambda port: [
+                sys.executable,
+                "-m",
+                "django",
+                "runserver",
+                f"127.0.0.1:{port}",
+                "--noreload",
+                "--settings=tests.integration.project.settings_runserver",
+            ],
+        ),
+    ]
+}
+
+ASGI_SERVERS = [name for name, spec in SERVERS.items() if spec.asgi]
+WSGI_SERVERS = [name for name, spec in SERVERS.items() if not spec.asgi]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """One server process; use it as a context manager."""
+
+    spec: ServerSpec
+    state: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
+            "SSE_IT_STATE": str(self.state),
+            **({"SSE_IT_ASGI": "1"} if self.spec.asgi else {}),
+            **self.env,
+        }
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.spec.argv(self.port),
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.exited:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
+            try:
+                if httpx.get(self.url("/plain/"), timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not answer in time:\n{self.log_text()}")
+
+    @property
+    def exited(self) -> bool:
+        return self.process is None or self.process.poll() is not None
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the server, at once if it does not stop gracefully, and no orphans."""
+        process = self.process
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(GRACEFUL_TIMEOUT + 5)
+        finally:
+            # Whatever happened, nothing of the group outlives the test.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
