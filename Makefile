@@ -34,6 +34,11 @@ demo: venv
 	cd examples && SSE_DEMO_SERVER=uvicorn ../$(BIN)/uvicorn demo.asgi:application \
 		--host $(HOST) --port $(PORT) --timeout-graceful-shutdown 1
 
+# Benchmarks against the peers (bench/README.md): makes its own venvs under
+# bench/, writes bench/results/ and docs/benchmarks.md.
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
 tox:
 	$(PYTHON) -m pip install --quiet tox
 	$(PYTHON) -m tox

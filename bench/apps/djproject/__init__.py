@@ -1,0 +1,1 @@
+"""A minimal Django project that serves every Django row of the benchmark."""

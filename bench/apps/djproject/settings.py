@@ -1,0 +1,25 @@
+"""
+Settings for the benchmark's Django project: no database, no middleware,
+so that what is measured is the response and the server, not the stack.
+"""
+
+import importlib.util
+
+SECRET_KEY = "bench-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ROOT_URLCONF = "djproject.urls"
+MIDDLEWARE: list[str] = []
+DATABASES: dict[str, dict[str, str]] = {}
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth"]
+if importlib.util.find_spec("django_eventstream") is not None:
+    INSTALLED_APPS.append("django_eventstream")
+    # No EVENTSTREAM_STORAGE_CLASS and no EVENTSTREAM_REDIS: django-eventstream's
+    # in-process mode, the only one that runs without outside services.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}

@@ -1,0 +1,14 @@
+"""One URL per Django row; the views import their library lazily."""
+
+from django.urls import path
+
+from djproject import views
+
+urlpatterns = [
+    path("plain/", views.plain),
+    path("sse-async/", views.sse_async),
+    path("sse-sync/", views.sse_sync),
+    path("djblets/", views.djblets),
+    path("eventstream/", views.eventstream),
+    path("eventstream-publish/", views.eventstream_publish),
+]

@@ -1,0 +1,91 @@
+"""
+The Django views of the benchmark. Each library is imported inside its view,
+as the djblets venv has no sse_response and the main venv has no djblets.
+
+A view's kind (``async def`` or ``def``) follows its source, as a user would
+write it: Django runs a sync view in a worker thread under ASGI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from sources import async_source, sync_source
+from workload import encoded, message, params
+
+
+async def plain(request: HttpRequest) -> StreamingHttpResponse:
+    """Django's StreamingHttpResponse over an async generator of bytes."""
+    mode, n, token = params(request.META["QUERY_STRING"])
+    response = StreamingHttpResponse(
+        async_source(mode, n, token, encoded), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def sse_async(request: HttpRequest) -> HttpResponse:
+    """sse_response with an async generator of message dicts."""
+    from sse_response import EventStreamHttpResponse
+
+    mode, n, token = params(request.META["QUERY_STRING"])
+    return EventStreamHttpResponse(
+        async_source(mode, n, token, message), request=request
+    )
+
+
+def sse_sync(request: HttpRequest) -> HttpResponse:
+    """sse_response with a sync generator of message dicts."""
+    from sse_response import EventStreamHttpResponse
+
+    mode, n, token = params(request.META["QUERY_STRING"])
+    return EventStreamHttpResponse(
+        sync_source(mode, n, token, message), request=request
+    )
+
+
+def djblets(request: HttpRequest) -> HttpResponse:
+    """djblets' EventStreamHttpResponse with a sync generator of message dicts."""
+    from djblets.http.responses import EventStreamHttpResponse
+
+    mode, n, token = params(request.META["QUERY_STRING"])
+    return EventStreamHttpResponse(
+        sync_source(mode, n, token, message), request=request
+    )
+
+
+def eventstream(request: HttpRequest) -> HttpResponse:
+    """django-eventstream's own view, listening on the channel ``bench``."""
+    from django_eventstream.views import events
+
+    return events(request, channel="bench")
+
+
+async def eventstream_publish(request: HttpRequest) -> HttpResponse:
+    """
+    Publish ``n`` events to the channel ``bench`` with ``send_event``.
+
+    django-eventstream queues at most 10 events per listener and drops the
+    rest (without storage there is no replay), so the publisher waits, by
+    letting the event loop run, while any listener has 8 or more pending:
+    what the client receives is then the library's delivery rate, not the
+    publisher's. Bounded to 60 seconds.
+    """
+    from django_eventstream import send_event
+    from django_eventstream.views import get_listener_manager
+
+    _mode, n, _token = params(request.META["QUERY_STRING"])
+    manager = get_listener_manager()
+    data = message(0)["data"]
+    deadline = time.monotonic() + 60
+    for _i in range(n):
+        # Polling, as the library offers nothing to wait on.
+        while time.monotonic() < deadline and any(  # noqa: ASYNC110
+            len(listener.channel_items.get("bench", ())) >= 8
+            for listener in manager.listeners_by_channel.get("bench", ())
+        ):
+            await asyncio.sleep(0)
+        send_event("bench", "tick", data, json_encode=False)
+    return HttpResponse(f"published {n}\n")
