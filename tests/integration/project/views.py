@@ -195,6 +195,11 @@ async def status(request: HttpRequest) -> HttpResponse:
             "pump_threads": sum(
                 t.name == "sse_response pump" for t in threading.enumerate()
             ),
+            # The server's thread pool (gunicorn's gthread worker, asyncio's
+            # default executor) grows up to its size as load asks.
+            "pool_threads": sum(
+                t.name.startswith("ThreadPoolExecutor") for t in threading.enumerate()
+            ),
             "fds": len(os.listdir("/proc/self/fd")),
             "rss_kb": _proc_status("VmRSS"),
             "tasks": tasks,
