@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint typecheck unit demo bench tox clean
+.PHONY: venv test lint typecheck unit demo bench tox matrix clean
 
 venv: $(STAMP)
 
@@ -39,9 +39,18 @@ demo: venv
 bench:
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
-tox:
-	$(PYTHON) -m pip install --quiet tox
-	$(PYTHON) -m tox
+# The core suite on every Python and Django the project supports (tox.ini), with
+# the interpreters pyenv has; `make matrix` runs just the oldest and newest pairs.
+PYENV_PYTHONS = $(wildcard $(HOME)/.pyenv/versions/3.1[0-3].*/bin/python3)
+TOX = $(BIN)/python -m tox $(if $(PYENV_PYTHONS),--discover $(PYENV_PYTHONS))
+
+tox: venv
+	$(BIN)/python -m pip install --quiet tox
+	$(TOX)
+
+matrix: venv
+	$(BIN)/python -m pip install --quiet tox
+	$(TOX) -e py310-django52,py313-django61
 
 clean:
 	rm -rf $(VENV) .tox .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info

@@ -147,9 +147,7 @@ class Pump:
                 if outbox.closed:
                     break
         except Exception:
-            logger.exception(
-                "The event stream source %r failed; ending the stream.", source
-            )
+            _log_failure(source)
         finally:
             if not handed_off:
                 outbox.finish()
@@ -214,9 +212,7 @@ class Pump:
                 if outbox.closed:
                     break
         except Exception:
-            logger.exception(
-                "The event stream source %r failed; ending the stream.", source
-            )
+            _log_failure(source)
         finally:
             if not handed_off:
                 outbox.finish()
@@ -255,6 +251,10 @@ def _checked_iterable(messages: Any) -> Any:
             f"iterable of messages, not {type(messages).__name__}."
         )
     return messages
+
+
+def _log_failure(source: object) -> None:
+    logger.exception("The event stream source %r failed; ending the stream.", source)
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
@@ -134,27 +134,42 @@ class Reading:
         self.events.extend(self.parser.feed(chunk))
 
 
-class Call(Protocol):
+class Call:
     """A request in flight, read as a client reads it."""
 
     status: int
     headers: list[tuple[str, str]]
     reading: Reading
 
+    async def _next(self) -> None:
+        """Read the next chunk of the response, or notice its end."""
+        raise NotImplementedError
+
     async def read(
         self, *, events: int | None = None, comments: int | None = None
-    ) -> Reading: ...
+    ) -> Reading:
+        reading = self.reading
+        while not reading.ended and not (
+            (events is not None and len(reading.events) >= events)
+            or (comments is not None and len(reading.comments) >= comments)
+        ):
+            await self._next()
+        return reading
 
-    async def read_to_end(self) -> Reading: ...
+    async def read_to_end(self) -> Reading:
+        while not self.reading.ended:
+            await self._next()
+        return self.reading
 
-    async def disconnect(self) -> None: ...
+    async def disconnect(self) -> None:
+        raise NotImplementedError
 
 
 def _headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
 
-class AsgiCall:
+class AsgiCall(Call):
     """A request served by Django's ASGIHandler on the running loop."""
 
     status: int
@@ -210,23 +225,11 @@ class AsgiCall:
         if not message.get("more_body", False):
             self.reading.ended = True
 
-    async def read(
-        self, *, events: int | None = None, comments: int | None = None
-    ) -> Reading:
-        reading = self.reading
-        while not reading.ended and not (
-            (events is not None and len(reading.events) >= events)
-            or (comments is not None and len(reading.comments) >= comments)
-        ):
-            await self._next()
-        return reading
-
     async def read_to_end(self) -> Reading:
-        while not self.reading.ended:
-            await self._next()
+        reading = await super().read_to_end()
         assert self.task is not None
         await asyncio.wait_for(self.task, WAIT)
-        return self.reading
+        return reading
 
     async def disconnect(self) -> None:
         """Tell the app the client went away, as an ASGI server does."""
@@ -238,7 +241,7 @@ class AsgiCall:
 _END = object()
 
 
-class WsgiCall:
+class WsgiCall(Call):
     """
     A request served by Django's WSGIHandler in a thread that behaves like a
     WSGI server's: it iterates the response, and once the client is gone it
@@ -293,22 +296,6 @@ class WsgiCall:
         else:
             assert isinstance(item, bytes)
             self.reading.feed(item)
-
-    async def read(
-        self, *, events: int | None = None, comments: int | None = None
-    ) -> Reading:
-        reading = self.reading
-        while not reading.ended and not (
-            (events is not None and len(reading.events) >= events)
-            or (comments is not None and len(reading.comments) >= comments)
-        ):
-            await self._next()
-        return reading
-
-    async def read_to_end(self) -> Reading:
-        while not self.reading.ended:
-            await self._next()
-        return self.reading
 
     async def disconnect(self) -> None:
         """The client goes away: the server closes the response at its next write."""
