@@ -40,10 +40,16 @@ class ServerFactory:
         self._tmp = tmp_path_factory
         self._servers: list[Server] = []
 
-    def start(self, name: str, env: dict[str, str] | None = None) -> Server:
+    def start(
+        self, name: str, env: dict[str, str] | None = None, streams: int = 16
+    ) -> Server:
         base = self._tmp.mktemp(name)
         server = Server(
-            SERVERS[name], state=base / "state", log=base / "server.log", env=env or {}
+            SERVERS[name],
+            state=base / "state",
+            log=base / "server.log",
+            env=env or {},
+            streams=streams,
         )
         self._servers.append(server)
         server.start()

@@ -50,9 +50,8 @@ def _gunicorn(port: int, *options: str, app: str = WSGI_APP) -> list[str]:
 class ServerSpec:
     name: str
     interface: Literal["asgi", "wsgi"]
-    argv: Callable[[int], list[str]]
-    #: How many streams it can hold at once as started here.
-    stream_slots: int = 1000
+    #: The command line, given the port and how many streams it must hold.
+    argv: Callable[[int, int], list[str]]
 
     @property
     def asgi(self) -> bool:
@@ -65,7 +64,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "uvicorn-h11",
             "asgi",
-            lambda port: [
+            lambda port, streams: [
                 str(BIN / "uvicorn"),
                 ASGI_APP,
                 "--host=127.0.0.1",
@@ -78,7 +77,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "uvicorn-httptools",
             "asgi",
-            lambda port: [
+            lambda port, streams: [
                 str(BIN / "uvicorn"),
                 ASGI_APP,
                 "--host=127.0.0.1",
@@ -91,7 +90,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "daphne",
             "asgi",
-            lambda port: [
+            lambda port, streams: [
                 str(BIN / "daphne"),
                 "--bind=127.0.0.1",
                 f"--port={port}",
@@ -103,7 +102,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "hypercorn",
             "asgi",
-            lambda port: [
+            lambda port, streams: [
                 str(BIN / "hypercorn"),
                 f"--bind=127.0.0.1:{port}",
                 f"--graceful-timeout={GRACEFUL_TIMEOUT}",
@@ -113,25 +112,30 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "gunicorn-sync",
             "wsgi",
-            # One process per stream: --timeout 0, since a sync worker does
+            # One process per stream; --timeout=0, since a sync worker does
             # not report to the master while it streams.
-            lambda port: _gunicorn(
-                port, "--worker-class=sync", "--workers=8", "--timeout=0", "--preload"
+            lambda port, streams: _gunicorn(
+                port,
+                "--worker-class=sync",
+                f"--workers={streams}",
+                "--timeout=0",
+                "--preload",
             ),
-            stream_slots=8,
         ),
         ServerSpec(
             "gunicorn-gthread",
             "wsgi",
-            lambda port: _gunicorn(
-                port, "--worker-class=gthread", "--workers=1", "--threads=128"
+            lambda port, streams: _gunicorn(
+                port,
+                "--worker-class=gthread",
+                "--workers=1",
+                f"--threads={max(64, streams)}",
             ),
-            stream_slots=128,
         ),
         ServerSpec(
             "gunicorn-uvicorn",
             "asgi",
-            lambda port: _gunicorn(
+            lambda port, streams: _gunicorn(
                 port,
                 "--worker-class=uvicorn.workers.UvicornWorker",
                 "--workers=1",
@@ -141,7 +145,7 @@ SERVERS: dict[str, ServerSpec] = {
         ServerSpec(
             "runserver",
             "wsgi",
-            lambda port: [
+            lambda port, streams: [
                 sys.executable,
                 "-m",
                 "django",
@@ -173,6 +177,8 @@ class Server:
     state: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: How many streams it must hold at once (for the servers that care).
+    streams: int = 16
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -209,7 +215,7 @@ class Server:
         }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.spec.argv(self.port),
+                self.spec.argv(self.port, self.streams),
                 cwd=REPO,
                 env=env,
                 stdin=subprocess.DEVNULL,

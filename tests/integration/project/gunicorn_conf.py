@@ -21,7 +21,7 @@ def post_worker_init(worker: Any) -> None:
     def end_streams(signum: int, frame: FrameType | None) -> None:
         import sse_response
 
-        sse_response.end_all_streams()  # type: ignore[attr-defined,unused-ignore]
+        sse_response.end_all_streams()
         if callable(previous):
             previous(signum, frame)
 
