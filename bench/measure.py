@@ -157,7 +157,7 @@ async def _wait_for_token(log: Path, token: str, timeout: float) -> float | None
     return None
 
 
-def hold_streams(server: Server, count: int, per_process: int = 2500) -> dict[str, Any]:
+def hold_streams(server: Server, count: int, per_process: int = 5000) -> dict[str, Any]:
     """
     Open ``count`` streams from several client processes, wait until each
     got its first event, and read the serving process's RSS.
@@ -243,7 +243,7 @@ async def _warm(server: Server) -> None:
         await asyncio.wait_for(asyncio.shield(res.done), 5)
         if protocol.transport is not None:
             protocol.transport.close()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # A held sync source notices within 1 s.
 
 
 def run_encoders(venv: str) -> dict[str, Any]:

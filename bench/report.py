@@ -84,6 +84,8 @@ def summarize(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out["rss_skip"] = rss["skip"]
         for count, held in rss.items():
             if isinstance(held, dict):
+                if held.get("skip"):
+                    out[f"rss_{count}_skip"] = held["skip"]
                 out[f"rss_{count}"] = held.get("kb_per_stream")
                 out[f"rss_{count}_errors"] = held.get("errors")
         summary[key] = out
@@ -183,10 +185,15 @@ def table(results: dict[str, Any]) -> str:
         for count in ("1000", "10000"):
             value = s.get(f"rss_{count}")
             cell = _fmt(value, ".1f")
+            if s.get(f"rss_{count}_skip") or (value is None and s.get("rss_skip")):
+                cell = f"n/a[^{key}]"
             if s.get(f"rss_{count}_errors"):
                 cell += f" ({s[f'rss_{count}_errors']} errors)"
             rss.append(cell)
-        reasons = {s.get(f"{f}_skip") for f in ("ttfe", "cleanup", "rss")} - {None}
+        reasons = {
+            s.get(f"{f}_skip")
+            for f in ("ttfe", "cleanup", "rss", "rss_1000", "rss_10000")
+        } - {None}
         if reasons:
             notes.append(f"[^{key}]: {key}: " + "; ".join(sorted(reasons)) + ".")
         lines.append(

@@ -171,6 +171,9 @@ def _rss_figures(rows, results: dict[str, Any], args, scratch: Path, running) ->
             continue
         entry["rss"] = {}
         for count in args.streams:
+            if reason := row.skip_reason(f"rss-{count}"):
+                entry["rss"][str(count)] = {"skip": reason}
+                continue
             _log(f"RSS: {row.key} holding {count} streams")
             with running(row, scratch) as server:
                 entry["rss"][str(count)] = measure.hold_streams(server, count)

@@ -6,7 +6,6 @@ yielding either message dicts or pre-encoded bytes.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -50,7 +49,12 @@ def sync_source(
         yield make(1)
     elif mode == "hold":
         yield make(0)
-        threading.Event().wait()
+        # A sync source can only be stopped when it yields, so a held one
+        # wakes every second and yields an empty message (a comment line
+        # for the libraries that encode; the hold client ignores it).
+        while True:
+            time.sleep(1.0)
+            yield None
     elif mode == "tick":
         try:
             for i in range(TICK_LIMIT):

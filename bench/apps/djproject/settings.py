@@ -17,6 +17,9 @@ if importlib.util.find_spec("django_eventstream") is not None:
     INSTALLED_APPS.append("django_eventstream")
     # No EVENTSTREAM_STORAGE_CLASS and no EVENTSTREAM_REDIS: django-eventstream's
     # in-process mode, the only one that runs without outside services.
+# sse_response refuses more than 1,000 sync streams per process by default
+# (each holds a thread); the memory figure holds 10,000.
+SSE_RESPONSE_MAX_SYNC_STREAMS = 10_100
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
