@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -43,6 +43,10 @@ CHROMIUM_ARGS = [
 #: Seconds a server has to start answering, or to stop.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+
+#: Milliseconds a page condition may take: generous, for a busy CI machine.
+PAGE_TIMEOUT = 30_000
+expect.set_options(timeout=PAGE_TIMEOUT)
 
 
 def free_port() -> int:
@@ -179,7 +183,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh page; the test fails if a script on it throws."""
     context = browser.new_context(viewport={"width": 1100, "height": 760})
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(PAGE_TIMEOUT)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
