@@ -130,11 +130,17 @@ class DemoServer:
             f"{self.kind} did not answer in {START_TIMEOUT} s:\n{self.log_tail()}"
         )
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and wait until it is gone."""
+    def stop(self, *, crash: bool = False) -> None:
+        """
+        Stop the server (SIGTERM, then SIGKILL; or SIGKILL at once when
+        ``crash``) and wait until it is gone.
+        """
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
+            if crash:
+                process.kill()
+            else:
+                process.terminate()
             try:
                 process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:

@@ -87,16 +87,28 @@ def test_ticker_receives_prices(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", SERVERS)
+@pytest.mark.parametrize(
+    ("kind", "crash"),
+    [
+        pytest.param("uvicorn", False, id="uvicorn-sigterm"),
+        # The process dies at once: no stream is ended cleanly.
+        pytest.param("uvicorn", True, id="uvicorn-sigkill"),
+        pytest.param("gunicorn", False, id="gunicorn-sigterm"),
+    ],
+)
 def test_counter_survives_a_server_restart(
-    kind: str, start_server: StartServer, page: Page, screenshot: Screenshot
+    kind: str,
+    crash: bool,
+    start_server: StartServer,
+    page: Page,
+    screenshot: Screenshot,
 ) -> None:
     server = start_server(kind)
     page.goto(server.url + "/counter/?interval=0.2")
     page.wait_for_function("window.counterEvents.length >= 5")
     expect(page.locator("#state")).to_have_text("open")
 
-    server.stop()
+    server.stop(crash=crash)
     # The page sees the connection drop, and keeps trying to reconnect.
     expect(page.locator("#state")).to_have_text("server gone, reconnecting…")
     before: list[int] = page.evaluate("window.counterEvents")
@@ -117,4 +129,5 @@ def test_counter_survives_a_server_restart(
     assert connections[0] == {"last_event_id": None, "next": 1}
     assert connections[-1] == {"last_event_id": str(last), "next": last + 1}
     expect(page.locator("#check")).to_contain_text("0 gaps, 0 duplicates")
-    screenshot(page, "counter" if kind == "uvicorn" else f"counter-{kind}")
+    name = "counter" if (kind, crash) == ("uvicorn", False) else f"counter-{kind}"
+    screenshot(page, name if not crash else f"{name}-crash")
