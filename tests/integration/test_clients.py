@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sseclient  # type: ignore[import-untyped]
+import sseclient
 from httpx_sse import connect_sse
 
 from sse_response.testing import parse
