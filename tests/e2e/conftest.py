@@ -84,8 +84,8 @@ class DemoServer:
         if self.kind == "gunicorn":
             return [
                 *(sys.executable, "-m", "gunicorn", "demo.wsgi"),
-                *("--worker-class", "gthread", "--threads", "16"),
-                *("--bind", address, "--graceful-timeout", "1"),
+                # gthread workers, and the hook that ends streams on SIGTERM.
+                *("--config", "gunicorn.conf.py", "--bind", address),
             ]
         raise ValueError(f"unknown server {self.kind!r}")
 
