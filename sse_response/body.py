@@ -180,8 +180,12 @@ class EventStreamBody:
                 # event.
                 yield b"retry: %d\n" % self._end_retry_ms
         finally:
-            lifetime.unregister(self)
-            await pump.stop()
+            try:
+                await pump.stop()
+            finally:
+                # Only now: the interpreter's exit waits for this, so that the
+                # source's finally has run.
+                lifetime.unregister(self)
 
     def _chunks_on_own_loop(self) -> Generator[bytes, None, None]:
         loop = asyncio.new_event_loop()

@@ -13,18 +13,17 @@ in your gunicorn configuration file::
 On SIGTERM (a deploy, a restart) and SIGINT, the worker then ends every open
 stream at once with a ``retry:`` hint before doing what it always does; each
 source is closed and each client reconnects, to a worker that is still up.
-Workers of uvicorn's worker class need none of this (see docs/deployment.md).
+Workers of uvicorn's worker class run an ASGI application: wrap it in
+:class:`sse_response.shutdown.EndStreamsOnShutdown` instead.
 
 This module does not import gunicorn; it only uses the worker it is given.
 """
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
 from typing import Any
 
-from sse_response.lifetime import end_all_streams
+from sse_response.shutdown import end_streams_on_signals
 
 __all__ = ["post_worker_init"]
 
@@ -34,19 +33,4 @@ def post_worker_init(worker: Any) -> None:
     Gunicorn's ``post_worker_init`` hook: make SIGTERM and SIGINT end the
     worker's open event streams first, then let the worker handle them.
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        _end_streams_first(signum)
-
-
-def _end_streams_first(signum: int) -> None:
-    previous = signal.getsignal(signum)
-
-    def handler(received: int, frame: FrameType | None) -> None:
-        end_all_streams()
-        if callable(previous):
-            previous(received, frame)
-        elif previous == signal.SIG_DFL:
-            signal.signal(received, signal.SIG_DFL)
-            signal.raise_signal(received)
-
-    signal.signal(signum, handler)
+    end_streams_on_signals()

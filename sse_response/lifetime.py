@@ -4,17 +4,29 @@ The open streams of this process, so that they can all be ended at once.
 Some servers give the application no sign that they are shutting down
 (gunicorn's sync and gthread workers wait for every request to finish, and
 an event stream never does). :func:`end_all_streams`, called from a server
-hook or a signal handler, ends each open stream cleanly with a ``retry:``
-hint, so its source's ``finally`` runs and its client comes back to another
-worker.
+hook or a signal handler (see :mod:`sse_response.shutdown`), ends each open
+stream cleanly with a ``retry:`` hint, so its source's ``finally`` runs and
+its client comes back to another worker.
+
+When the interpreter exits, the streams still open are ended too, and their
+sources get up to ``EXIT_GRACE`` seconds to run their ``finally``: pump
+threads are daemon threads, which would otherwise stop wherever they are.
 """
 
 from __future__ import annotations
 
+import atexit
+import threading
+import time
 import weakref
 from typing import Protocol
 
+from sse_response.pumps import stop_sync_sources
+
 __all__ = ["end_all_streams"]
+
+#: How long, at most, the interpreter's exit waits for open streams to end.
+EXIT_GRACE = 1.0
 
 
 class _Endable(Protocol):
@@ -22,15 +34,19 @@ class _Endable(Protocol):
 
 
 _open_streams: weakref.WeakSet[_Endable] = weakref.WeakSet()
+_closed_one = threading.Condition()
 
 
 def register(stream: _Endable) -> None:
     """Count ``stream`` as open until :func:`unregister`."""
-    _open_streams.add(stream)
+    with _closed_one:
+        _open_streams.add(stream)
 
 
 def unregister(stream: _Endable) -> None:
-    _open_streams.discard(stream)
+    with _closed_one:
+        _open_streams.discard(stream)
+        _closed_one.notify_all()
 
 
 def end_all_streams(retry_ms: int | None = None) -> int:
@@ -39,13 +55,28 @@ def end_all_streams(retry_ms: int | None = None) -> int:
 
     Each stream sends ``retry: <retry_ms>`` (by default the ``end_retry_ms``
     of its response), then ends; its source is closed. Safe to call from any
-    thread, and from a signal handler: it only schedules work on each
-    stream's event loop.
+    thread, and from a signal handler: it takes no lock, and only schedules
+    work on each stream's event loop.
     """
+    return len(_end_all(retry_ms))
+
+
+def _end_all(retry_ms: int | None) -> list[_Endable]:
     while True:
         try:
             streams = list(_open_streams)
         except RuntimeError:
             continue  # The set changed while it was copied; copy it again.
-        break
-    return sum(stream.end(retry_ms) for stream in streams)
+        return [stream for stream in streams if stream.end(retry_ms)]
+
+
+@atexit.register
+def _end_streams_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_GRACE
+    ending = _end_all(None)
+    with _closed_one:
+        _closed_one.wait_for(
+            lambda: not any(stream in _open_streams for stream in ending),
+            max(deadline - time.monotonic(), 0.0),
+        )
+    stop_sync_sources(max(deadline - time.monotonic(), 0.0))

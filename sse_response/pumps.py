@@ -39,8 +39,9 @@ Encoder = Callable[[Mapping[str, Any] | None], bytes]
 #: ``SSE_RESPONSE_MAX_SYNC_STREAMS`` says otherwise. Each holds a thread.
 DEFAULT_MAX_SYNC_STREAMS = 1000
 
-_sync_streams = 0
-_sync_streams_lock = threading.Lock()
+#: The outboxes of the sync sources running now, one per pump thread.
+_sync_outboxes: set[Outbox] = set()
+_sync_outboxes_changed = threading.Condition()
 
 #: How long stopping waits for a sync source to reach its next ``yield`` so
 #: that its ``finally`` runs before the response is done. A source blocked
@@ -165,14 +166,11 @@ class Pump:
         self._outbox.close()
 
     def _start_thread(self, source: object, call: bool) -> None:
-        global _sync_streams
         limit = max_sync_streams()
-        with _sync_streams_lock:
-            if _sync_streams >= limit:
-                refused = True
-            else:
-                refused = False
-                _sync_streams += 1
+        with _sync_outboxes_changed:
+            refused = len(_sync_outboxes) >= limit
+            if not refused:
+                _sync_outboxes.add(self._outbox)
         if refused:
             logger.warning(
                 "%d sync event streams are open (SSE_RESPONSE_MAX_SYNC_STREAMS); "
@@ -218,7 +216,9 @@ class Pump:
                 outbox.finish()
                 _close(iterator, messages)
             _close_database_connections()
-            _release_sync_stream()
+            with _sync_outboxes_changed:
+                _sync_outboxes.discard(outbox)
+                _sync_outboxes_changed.notify_all()
             # A closed loop means the consumer no longer waits for this.
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(_set_done, done)
@@ -235,13 +235,20 @@ def max_sync_streams() -> int:
 
 def open_sync_streams() -> int:
     """How many sync sources run now, each in its own thread."""
-    return _sync_streams
+    return len(_sync_outboxes)
 
 
-def _release_sync_stream() -> None:
-    global _sync_streams
-    with _sync_streams_lock:
-        _sync_streams -= 1
+def stop_sync_sources(timeout: float) -> bool:
+    """
+    Tell every sync source to stop, and wait up to ``timeout`` seconds for
+    each to reach its next ``yield`` and be closed; return whether all were.
+    """
+    with _sync_outboxes_changed:
+        outboxes = list(_sync_outboxes)
+    for outbox in outboxes:
+        outbox.close()
+    with _sync_outboxes_changed:
+        return _sync_outboxes_changed.wait_for(lambda: not _sync_outboxes, timeout)
 
 
 def _checked_iterable(messages: Any) -> Any:
