@@ -151,13 +151,16 @@ class EventStreamBody:
             send_timeout=self.send_timeout,
         )
         lifetime.register(self)
-        pump.start()
+        if lifetime.refusing_new_streams():
+            self._end_retry_ms = self.end_retry_ms
+        else:
+            pump.start()
         heartbeat = self.heartbeat
         deadline = (
             None if self.max_duration is None else loop.time() + self.max_duration
         )
         try:
-            while True:
+            while self._end_retry_ms is None:
                 timeout = heartbeat
                 if deadline is not None:
                     left = max(deadline - loop.time(), 0.0)

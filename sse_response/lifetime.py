@@ -35,6 +35,8 @@ class _Endable(Protocol):
 
 _open_streams: weakref.WeakSet[_Endable] = weakref.WeakSet()
 _closed_one = threading.Condition()
+#: Set once the process is shutting down: streams that start now end at once.
+_refusing = False
 
 
 def register(stream: _Endable) -> None:
@@ -49,16 +51,30 @@ def unregister(stream: _Endable) -> None:
         _closed_one.notify_all()
 
 
-def end_all_streams(retry_ms: int | None = None) -> int:
+def end_all_streams(retry_ms: int | None = None, *, refuse_new: bool = False) -> int:
     """
     End every event stream open in this process and return how many.
 
     Each stream sends ``retry: <retry_ms>`` (by default the ``end_retry_ms``
-    of its response), then ends; its source is closed. Safe to call from any
-    thread, and from a signal handler: it takes no lock, and only schedules
-    work on each stream's event loop.
+    of its response), then ends; its source is closed. With ``refuse_new``,
+    for a process that is shutting down, every stream that starts from now
+    on ends at once the same way, without starting its source: a client
+    that reconnects on a kept-alive connection is sent on too.
+
+    Safe to call from any thread, and from a signal handler: it takes no
+    lock, and only schedules work on each stream's event loop.
     """
+    global _refusing
+    if refuse_new:
+        # Before the streams are listed: a stream registers, then checks
+        # this flag, so it is either listed below or sees the flag.
+        _refusing = True
     return len(_end_all(retry_ms))
+
+
+def refusing_new_streams() -> bool:
+    """Whether streams that start now should end at once (see end_all_streams)."""
+    return _refusing
 
 
 def _end_all(retry_ms: int | None) -> list[_Endable]:
@@ -73,6 +89,8 @@ def _end_all(retry_ms: int | None) -> list[_Endable]:
 @atexit.register
 def _end_streams_at_exit() -> None:
     deadline = time.monotonic() + EXIT_GRACE
+    global _refusing
+    _refusing = True
     ending = _end_all(None)
     with _closed_one:
         _closed_one.wait_for(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from types import FrameType
 from typing import Any
 
@@ -33,10 +33,9 @@ __all__ = ["EndStreamsOnShutdown", "end_streams_on_signals"]
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApplication = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: Any ASGI application; the types of its arguments vary between servers'
+#: and frameworks' annotations, so they are left open here.
+ASGIApplication = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 def end_streams_on_signals(signums: Iterable[int] = SIGNALS) -> None:
@@ -58,7 +57,7 @@ def end_streams_on_signals(signums: Iterable[int] = SIGNALS) -> None:
 
 def _chained_handler(previous: Any) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
-        end_all_streams()
+        end_all_streams(refuse_new=True)
         if callable(previous):
             previous(signum, frame)
         elif previous != signal.SIG_IGN:
@@ -83,7 +82,7 @@ class EndStreamsOnShutdown:
         self.application = application
         self._chained = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if not self._chained:
             self._chained = True
             if threading.current_thread() is threading.main_thread():

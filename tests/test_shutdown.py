@@ -17,12 +17,18 @@ from typing import Any
 
 import pytest
 
-from sse_response import EventStreamHttpResponse
+from sse_response import EventStreamHttpResponse, lifetime
 from sse_response.gunicorn import post_worker_init
 from sse_response.shutdown import EndStreamsOnShutdown, end_streams_on_signals
 from tests.support import GATE, WAIT, Probe, make_source, wait_for_event
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@pytest.fixture(autouse=True)
+def accepting_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal makes this process refuse new streams: undo that after each test."""
+    monkeypatch.setattr(lifetime, "_refusing", False)
 
 
 @pytest.fixture
@@ -70,6 +76,16 @@ async def test_a_signal_ends_open_streams_then_reaches_the_server(
     assert [chunk async for chunk in chunks] == [b"retry: 2500\n"]
     probe.release()
     assert await wait_for_event(probe.finished)
+
+    # A client that reconnects to this process (on a kept-alive connection,
+    # say) is sent on at once, and its source never starts.
+    late = Probe()
+    response = EventStreamHttpResponse(
+        make_source("async_callable", lambda last: iter([{"data": "b"}]), late),
+        end_retry_ms=700,
+    )
+    assert [chunk async for chunk in response] == [b"retry: 700\n"]
+    assert not late.started.is_set()
 
 
 async def test_the_asgi_middleware_chains_the_handlers_on_its_first_call(
