@@ -20,20 +20,7 @@ STREAMS = 50
 EXIT_WITHIN = 5.0
 
 
-DAPHNE_EXITS_FIRST = pytest.mark.xfail(
-    strict=True,
-    reason="daphne exits at once after cancelling the app; sync sources' pump "
-    "threads are daemon threads, killed before their next yield (sse_response bug)",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=DAPHNE_EXITS_FIRST) if n == "daphne" else n
-        for n in SERVERS
-    ],
-)
+@pytest.mark.parametrize("name", list(SERVERS))
 @pytest.mark.timeout(90)
 def test_sigterm_ends_open_streams_and_exits(
     name: str, start_server: ServerFactory, figures: list[tuple[str, str]]

@@ -1,35 +1,18 @@
 """
-The WSGI application runserver serves, with a SIGTERM handler.
+The WSGI application runserver serves, with SIGTERM ending open streams.
 
 runserver gives the application no signal before it exits: on SIGTERM the
-process just dies, and its request threads (daemon threads) with it, so no
-stream's ``finally`` runs. This handler, the recipe docs/deployment.md gives,
-ends the open streams, gives their threads a moment to finish, and exits.
+process dies at once, and its request threads with it. With the handler
+(the recipe of docs/deployment.md), SIGTERM ends the open streams and exits
+through the interpreter, which gives their sources time to run ``finally``.
 """
 
-import signal
-import sys
 import threading
-import time
-from types import FrameType
 
+from sse_response.shutdown import end_streams_on_signals
 from tests.integration.project.wsgi import application
 
 __all__ = ["application"]
 
-GRACE = 3.0
-
-
-def end_streams_and_exit(signum: int, frame: FrameType | None) -> None:
-    import sse_response
-
-    sse_response.end_all_streams()  # type: ignore[attr-defined,unused-ignore]
-    deadline = time.monotonic() + GRACE
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-    sys.exit(0)
-
-
 if threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGTERM, end_streams_and_exit)
+    end_streams_on_signals()
