@@ -12,8 +12,3 @@ bind = "127.0.0.1:8000"
 # request at a time and kills a worker whose request outlasts its timeout.
 worker_class = "gthread"
 threads = 32
-
-# A connection closes when its response ends. Else, when a worker stops, the
-# browser would reconnect on the kept-alive connection of the stream that was
-# just ended, and gunicorn would serve it a new stream that nothing ends.
-keepalive = 0
