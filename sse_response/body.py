@@ -50,6 +50,24 @@ class EventStreamBody:
     called from any thread.
     """
 
+    # Thousands of streams may be open at once: no per-instance dict.
+    __slots__ = (
+        "_closed",
+        "_encode",
+        "_end_retry_ms",
+        "_loop",
+        "_outbox",
+        "_started",
+        "_sync_chunks",
+        "_sync_thread",
+        "end_retry_ms",
+        "heartbeat",
+        "last_event_id",
+        "max_duration",
+        "send_timeout",
+        "source",
+    )
+
     def __init__(
         self,
         source: object,

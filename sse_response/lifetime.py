@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-import weakref
 from typing import Protocol
 
 from sse_response.pumps import stop_sync_sources
@@ -33,7 +32,8 @@ class _Endable(Protocol):
     def end(self, retry_ms: int | None = None) -> bool: ...
 
 
-_open_streams: weakref.WeakSet[_Endable] = weakref.WeakSet()
+#: A stream is in here from the moment it starts until its source is closed.
+_open_streams: set[_Endable] = set()
 _closed_one = threading.Condition()
 #: Set once the process is shutting down: streams that start now end at once.
 _refusing = False

@@ -40,12 +40,28 @@ class Outbox:
     thread; the coroutines belong to the consumer's loop.
     """
 
+    __slots__ = (
+        "_chunks",
+        "_closed",
+        "_drained",
+        "_finished",
+        "_limit",
+        "_lock",
+        "_loop",
+        "_loop_thread",
+        "_ready",
+        "_size",
+        "_space",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = DEFAULT_LIMIT):
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._limit = limit
         self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
+        #: Made by the first pump thread that waits for space: async pumps,
+        #: and most sync ones, never need it (it weighs about 1 KB).
+        self._space: threading.Condition | None = None
         self._chunks: list[bytes] = []
         self._size = 0
         #: The pump has put its last chunk.
@@ -90,7 +106,9 @@ class Outbox:
         Block the calling thread until the outbox has room or is closed;
         return False if ``timeout`` seconds passed first.
         """
-        with self._space:
+        with self._lock:
+            if self._space is None:
+                self._space = threading.Condition(self._lock)
             return self._space.wait_for(
                 lambda: self._size < self._limit or self._closed, timeout
             )
@@ -120,7 +138,8 @@ class Outbox:
                     chunks = self._chunks
                     self._chunks = []
                     self._size = 0
-                    self._space.notify_all()
+                    if self._space is not None:
+                        self._space.notify_all()
                     if self._drained is not None:
                         _resolve(self._drained)
                         self._drained = None
@@ -149,7 +168,8 @@ class Outbox:
             self._closed = True
             self._chunks.clear()
             self._size = 0
-            self._space.notify_all()
+            if self._space is not None:
+                self._space.notify_all()
             if self._drained is not None:
                 self._resolve_on_loop(self._drained)
                 self._drained = None

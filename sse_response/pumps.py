@@ -66,6 +66,18 @@ class Pump:
     Create and start it on the consumer's event loop.
     """
 
+    __slots__ = (
+        "_encode",
+        "_last_event_id",
+        "_loop",
+        "_outbox",
+        "_send_timeout",
+        "_source",
+        "_task",
+        "_thread_done",
+        "refused",
+    )
+
     def __init__(
         self,
         source: object,
