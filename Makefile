@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint typecheck unit demo bench tox matrix clean
+.PHONY: venv system-deps test lint typecheck unit demo bench tox matrix clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,11 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck unit
+# Chromium, nginx, Node and the npm client the browser and real-server tests use.
+system-deps:
+	bash .ci/install-system-deps
+
+test: system-deps lint typecheck unit
 
 demo: venv
 	@echo "Serving the sse_response demo at http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
