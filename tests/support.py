@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +72,9 @@ def sync_messages(steps: Iterable[Step], probe: Probe) -> Iterator[Any]:
         probe.finished.set()
 
 
-async def async_messages(steps: Iterable[Step], probe: Probe) -> AsyncIterator[Any]:
+async def async_messages(
+    steps: Iterable[Step], probe: Probe
+) -> AsyncGenerator[Any, None]:
     probe.started.set()
     try:
         for step in steps:
@@ -96,17 +105,14 @@ def make_source(kind: str, script: Script, probe: Probe) -> Any:
 
         async def async_callable(last_event_id: str | None) -> AsyncIterator[Any]:
             probe.called_with.append(last_event_id)
-            probe.started.set()
+            messages = async_messages(script(last_event_id), probe)
             try:
-                for step in script(last_event_id):
-                    _record_thread(probe)
-                    if step is GATE:
-                        await asyncio.to_thread(probe.gate.wait, WAIT * 2)
-                        continue
-                    probe.yielded += 1
-                    yield step
+                async for message in messages:
+                    yield message
             finally:
-                probe.finished.set()
+                # "async for" leaves the inner generator open; close it here,
+                # on this generator's own cancellation or close.
+                await messages.aclose()
 
         return async_callable
     raise ValueError(kind)
