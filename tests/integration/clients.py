@@ -74,7 +74,24 @@ class Reports:
         (self.state / f"{token}.go{'' if n is None else n}").touch()
 
 
-class Stream:
+class _EventReader:
+    """Events parsed from a stream, read on demand by ``_read()``."""
+
+    pending: deque[ServerSentEvent]
+
+    def _read(self) -> None:
+        raise NotImplementedError
+
+    def next_event(self) -> ServerSentEvent:
+        while not self.pending:
+            self._read()
+        return self.pending.popleft()
+
+    def events(self, n: int) -> list[ServerSentEvent]:
+        return [self.next_event() for _ in range(n)]
+
+
+class Stream(_EventReader):
     """An event stream read with httpx, event by event."""
 
     def __init__(
@@ -118,14 +135,6 @@ class Stream:
             raise AssertionError("the stream ended") from None
         self.pending.extend(self.parser.feed(chunk))
 
-    def next_event(self) -> ServerSentEvent:
-        while not self.pending:
-            self._read()
-        return self.pending.popleft()
-
-    def events(self, n: int) -> list[ServerSentEvent]:
-        return [self.next_event() for _ in range(n)]
-
     def wait_comments(self, n: int) -> list[str]:
         while len(self.parser.comments) < n:
             self._read()
@@ -145,7 +154,7 @@ class Stream:
         return events
 
 
-class RawStream:
+class RawStream(_EventReader):
     """
     An event stream read from a plain socket (HTTP/1.0, so the body is the
     bytes as they come), which can end the connection with a reset.
@@ -200,14 +209,6 @@ class RawStream:
             status = self.head.split(b"\r\n", 1)[0]
             assert b" 200 " in status + b" ", status
         self.pending.extend(self.parser.feed(data))
-
-    def next_event(self) -> ServerSentEvent:
-        while not self.pending:
-            self._read()
-        return self.pending.popleft()
-
-    def events(self, n: int) -> list[ServerSentEvent]:
-        return [self.next_event() for _ in range(n)]
 
     def close(self, reset: bool) -> None:
         """Close the connection, with a reset (RST) rather than a FIN if asked."""
