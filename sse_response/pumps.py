@@ -118,14 +118,13 @@ class Pump:
         ``SYNC_STOP_GRACE`` seconds for that.
         """
         self._outbox.close()
-        waits: set[asyncio.Future[None]] = set()
+        # asyncio.wait() neither raises the task's CancelledError here nor
+        # cancels what it waits for when it times out.
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            waits.add(self._task)
+            await asyncio.wait({self._task})
         if self._thread_done is not None and not self._thread_done.done():
-            waits.add(self._thread_done)
-        if waits:
-            await asyncio.wait(waits, timeout=None if self._task else SYNC_STOP_GRACE)
+            await asyncio.wait({self._thread_done}, timeout=SYNC_STOP_GRACE)
 
     # Async sources: a task on the consumer's loop.
 

@@ -328,6 +328,28 @@ class TestClose:
         assert await wait_for_event(probe.finished)
 
 
+async def test_closing_does_not_wait_for_a_blocked_sync_source_from_an_async_callable(
+    probe: Probe,
+) -> None:
+    """A coroutine function may return a sync iterator, which runs in a thread."""
+    messages = make_source(
+        "sync_iterator", lambda last: iter([{"data": "a"}, GATE]), probe
+    )
+
+    async def source(last_event_id: str | None) -> Any:
+        return messages
+
+    response = EventStreamHttpResponse(source, heartbeat=None)
+    chunks = aiter(response)
+    assert await anext(chunks) == b"data: a\n\n"
+    # The source now blocks behind its gate; closing gives it a grace of one
+    # second to reach its next yield, and does not wait for it any longer.
+    await asyncio.wait_for(chunks.aclose(), WAIT)  # type: ignore[attr-defined]
+    assert not probe.finished.is_set()
+    probe.release()
+    assert await wait_for_event(probe.finished)
+
+
 class TestClients:
     """Django's test clients, with the helpers of sse_response.testing."""
 
