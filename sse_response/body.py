@@ -27,7 +27,8 @@ from sse_response.pumps import Encoder, Pump
 __all__ = ["EmptyBody", "EventStreamBody"]
 
 
-def _in_event_loop() -> bool:
+def in_event_loop() -> bool:
+    """Whether an event loop runs in the calling thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -100,7 +101,7 @@ class EventStreamBody:
         return self._chunks()
 
     def __iter__(self) -> Generator[bytes, None, None]:
-        if _in_event_loop():
+        if in_event_loop():
             raise RuntimeError(
                 "An event stream cannot be iterated with a plain 'for' inside a "
                 "running event loop; use 'async for'."

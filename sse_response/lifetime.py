@@ -64,12 +64,7 @@ def end_all_streams(retry_ms: int | None = None, *, refuse_new: bool = False) ->
     Safe to call from any thread, and from a signal handler: it takes no
     lock, and only schedules work on each stream's event loop.
     """
-    global _refusing
-    if refuse_new:
-        # Before the streams are listed: a stream registers, then checks
-        # this flag, so it is either listed below or sees the flag.
-        _refusing = True
-    return len(_end_all(retry_ms))
+    return len(_end_all(retry_ms, refuse_new=refuse_new))
 
 
 def refusing_new_streams() -> bool:
@@ -77,7 +72,13 @@ def refusing_new_streams() -> bool:
     return _refusing
 
 
-def _end_all(retry_ms: int | None) -> list[_Endable]:
+def _end_all(retry_ms: int | None, *, refuse_new: bool) -> list[_Endable]:
+    """End the open streams; return those that were still open."""
+    global _refusing
+    if refuse_new:
+        # Before the streams are listed: a stream registers, then checks
+        # this flag, so it is either listed below or sees the flag.
+        _refusing = True
     while True:
         try:
             streams = list(_open_streams)
@@ -89,9 +90,7 @@ def _end_all(retry_ms: int | None) -> list[_Endable]:
 @atexit.register
 def _end_streams_at_exit() -> None:
     deadline = time.monotonic() + EXIT_GRACE
-    global _refusing
-    _refusing = True
-    ending = _end_all(None)
+    ending = _end_all(None, refuse_new=True)
     with _closed_one:
         _closed_one.wait_for(
             lambda: not any(stream in _open_streams for stream in ending),

@@ -79,21 +79,22 @@ class Outbox:
         """Whether the consumer is gone, so the pump should stop."""
         return self._closed
 
-    @property
-    def full(self) -> bool:
-        """Whether the pump should wait for the consumer before going on."""
-        return self._size >= self._limit
-
     # The pump's side.
 
-    def put(self, chunk: bytes) -> None:
-        """Add ``chunk`` for the consumer to take, and wake it if it waits."""
+    def put(self, chunk: bytes) -> bool:
+        """
+        Add ``chunk`` for the consumer to take, and wake it if it waits.
+
+        Return whether the outbox is now full, so the pump should wait for
+        space before it goes on.
+        """
         with self._lock:
             if self._closed:
-                return
+                return False
             self._chunks.append(chunk)
             self._size += len(chunk)
             self._wake_consumer()
+            return self._size >= self._limit
 
     def finish(self) -> None:
         """Tell the consumer that nothing more will come."""

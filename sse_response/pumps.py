@@ -148,8 +148,7 @@ class Pump:
                 return
             iterator = aiter(messages)
             async for message in iterator:
-                outbox.put(encode(message))
-                if outbox.full:
+                if outbox.put(encode(message)):
                     try:
                         await asyncio.wait_for(
                             outbox.wait_for_space(), self._send_timeout
@@ -213,8 +212,7 @@ class Pump:
                 return
             iterator = iter(_checked_iterable(messages))
             for message in iterator:
-                outbox.put(encode(message))
-                if outbox.full and not outbox.wait_for_space_blocking(
+                if outbox.put(encode(message)) and not outbox.wait_for_space_blocking(
                     self._send_timeout
                 ):
                     self._give_up_on_client()

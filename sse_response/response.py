@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
-from sse_response.body import EmptyBody, EventStreamBody, _in_event_loop
+from sse_response.body import EmptyBody, EventStreamBody, in_event_loop
 from sse_response.encoding import encode
 from sse_response.messages import EventStream
 
@@ -195,7 +195,7 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         Django's test clients then wrap the content the right way.
         """
         if self._body is not None:
-            return _in_event_loop()
+            return in_event_loop()
         return self._is_async
 
     @is_async.setter
@@ -219,6 +219,3 @@ class EventStreamHttpResponse(StreamingHttpResponse):
             for name, value in self.headers.items()
             if value or name.lower() != "content-encoding"
         ]
-
-    def getvalue(self) -> bytes:
-        return b"".join(iter(self))
