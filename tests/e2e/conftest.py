@@ -16,15 +16,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.polling import wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -113,22 +112,13 @@ class DemoServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self.stop()
-                pytest.fail(f"{self.kind} exited at startup:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(
-            f"{self.kind} did not answer in {START_TIMEOUT} s:\n{self.log_tail()}"
-        )
+        try:
+            wait_until_answers(
+                self.url + "/", self._process, START_TIMEOUT, self.log_tail
+            )
+        except AssertionError as error:
+            self.stop()
+            pytest.fail(f"{self.kind}: {error}")
 
     def stop(self, *, crash: bool = False) -> None:
         """

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import socket
 import struct
-import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
 
 import httpx
 
 from sse_response.testing import EventStreamParser, ServerSentEvent
+from tests.polling import wait_for
 
-T = TypeVar("T")
+__all__ = ["RawStream", "Reports", "Stream", "token", "wait_for"]
+
 
 #: How long a read may wait for the server before the test fails.
 READ_TIMEOUT = 10.0
@@ -28,18 +27,6 @@ READ_TIMEOUT = 10.0
 
 def token() -> str:
     return uuid.uuid4().hex
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something other than None or False."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 @dataclass(frozen=True)

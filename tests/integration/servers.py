@@ -12,13 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import httpx
+from tests.polling import wait_until_answers
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -230,17 +229,10 @@ class Server:
             raise
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.exited:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
-            try:
-                if httpx.get(self.url("/plain/"), timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} did not answer in time:\n{self.log_text()}")
+        assert self.process is not None
+        wait_until_answers(
+            self.url("/plain/"), self.process, START_TIMEOUT, self.log_text
+        )
 
     @property
     def exited(self) -> bool:

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from tests.integration.clients import Stream, token
 from tests.integration.conftest import Served
 from tests.integration.servers import free_port
+from tests.polling import wait_until_answers
 
 #: The location settings docs/deployment.md tells users to use.
 PROXY_SETTINGS = """\
@@ -81,16 +81,7 @@ def proxy(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, _log(tmp)
-            try:
-                if httpx.get(base + "/plain/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, _log(tmp)
-            time.sleep(0.05)
+        wait_until_answers(base + "/plain/", process, 15, lambda: _log(tmp))
         yield base
     finally:
         process.terminate()
