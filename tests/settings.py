@@ -3,7 +3,7 @@
 SECRET_KEY = "sse_response tests"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-INSTALLED_APPS: list[str] = []
+INSTALLED_APPS = ["sse_response"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.urls"
 DATABASES: dict[str, dict[str, str]] = {}

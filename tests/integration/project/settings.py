@@ -10,7 +10,7 @@ import os
 SECRET_KEY = "sse_response integration tests"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-INSTALLED_APPS: list[str] = []
+INSTALLED_APPS = ["sse_response"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "tests.integration.project.urls"
 WSGI_APPLICATION = "tests.integration.project.wsgi.application"

@@ -1,0 +1,22 @@
+"""
+The Django application: add ``"sse_response"`` to ``INSTALLED_APPS``.
+
+The response works without it. Installed, it also checks the library's
+settings (``manage.py check``) and makes server shutdown end open streams on
+every server, those that serve requests outside the main thread included
+(see :mod:`sse_response.shutdown`).
+"""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SseResponseConfig(AppConfig):
+    name = "sse_response"
+    verbose_name = "Server-Sent Events"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing the module registers its checks.
+        from sse_response import checks  # noqa: F401
