@@ -20,3 +20,6 @@ class SseResponseConfig(AppConfig):
     def ready(self) -> None:
         # Importing the module registers its checks.
         from sse_response import checks  # noqa: F401
+        from sse_response.shutdown import prepare
+
+        prepare()

@@ -19,7 +19,7 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Generator, Iterator
 
-from sse_response import lifetime
+from sse_response import lifetime, shutdown
 from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
@@ -170,6 +170,7 @@ class EventStreamBody:
             send_timeout=self.send_timeout,
         )
         lifetime.register(self)
+        shutdown.watch_for_shutdown()
         if lifetime.refusing_new_streams():
             self._end_retry_ms = self.end_retry_ms
         else:

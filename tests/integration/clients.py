@@ -197,6 +197,19 @@ class RawStream(_EventReader):
             assert b" 200 " in status + b" ", status
         self.pending.extend(self.parser.feed(data))
 
+    def read_to_end(self) -> int | None:
+        """
+        Read until the server closes the connection (each read bounded by
+        the socket's timeout); return the reconnection time it set, if any.
+        """
+        try:
+            while True:
+                self._read()
+        except AssertionError as end:
+            if str(end) != "the stream ended":
+                raise
+        return self.parser.retry
+
     def close(self, reset: bool) -> None:
         """Close the connection, with a reset (RST) rather than a FIN if asked."""
         if self.sock.fileno() == -1:

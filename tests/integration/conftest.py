@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.clients import Reports
-from tests.integration.servers import SERVERS, Server, ServerSpec
+from tests.integration.servers import Server, ServerSpec, spec_named
 
 figures_key = pytest.StashKey[list[tuple[str, str]]]()
 
@@ -45,7 +45,7 @@ class ServerFactory:
     ) -> Server:
         base = self._tmp.mktemp(name)
         server = Server(
-            SERVERS[name],
+            spec_named(name),
             state=base / "state",
             log=base / "server.log",
             env=env or {},

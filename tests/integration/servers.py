@@ -32,6 +32,8 @@ START_TIMEOUT = 30.0
 
 
 def _gunicorn(port: int, *options: str, app: str = WSGI_APP) -> list[str]:
+    # No configuration file: ending streams on shutdown needs none (the
+    # explicit hook's file comes through EXPLICIT_SHUTDOWN's environment).
     return [
         str(BIN / "gunicorn"),
         *options,
@@ -39,10 +41,21 @@ def _gunicorn(port: int, *options: str, app: str = WSGI_APP) -> list[str]:
         f"127.0.0.1:{port}",
         "--graceful-timeout",
         str(GRACEFUL_TIMEOUT),
-        "--config",
-        GUNICORN_CONF,
         app,
     ]
+
+
+#: The environment that makes each server use the explicit shutdown helpers,
+#: which shutdown no longer needs, beside the automatic path.
+EXPLICIT_SHUTDOWN = {
+    "SSE_IT_EXPLICIT_SHUTDOWN": "1",
+    "GUNICORN_CMD_ARGS": f"--config={GUNICORN_CONF}",
+}
+#: For runserver, whose explicit recipe is an application module of its own.
+EXPLICIT_SHUTDOWN_RUNSERVER = {
+    **EXPLICIT_SHUTDOWN,
+    "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings_runserver",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,13 @@ class ServerSpec:
     interface: Literal["asgi", "wsgi"]
     #: The command line, given the port and how many streams it must hold.
     argv: Callable[[int, int], list[str]]
+    #: Environment variables it needs.
+    env: dict[str, str] = field(default_factory=dict)
+    #: Whether it restarts its application when a module it loaded changes.
+    reloads: bool = False
+    #: Whether its reloader kills the serving process at once on SIGTERM
+    #: (Django's does), so SIGTERM must go to the serving process instead.
+    reloader_kills_on_sigterm: bool = False
 
     @property
     def asgi(self) -> bool:
@@ -151,11 +171,95 @@ SERVERS: dict[str, ServerSpec] = {
                 "runserver",
                 f"127.0.0.1:{port}",
                 "--noreload",
-                "--settings=tests.integration.project.settings_runserver",
             ],
         ),
     ]
 }
+
+
+def _runserver(port: int, streams: int) -> list[str]:
+    return [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}"]
+
+
+#: More ways to serve, for the shutdown and reload tests: the development
+#: servers with their autoreloader, and gunicorn's workers with and without
+#: --preload (SERVERS' gunicorn-sync has it, the others not).
+VARIANTS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in [
+        ServerSpec(
+            "uvicorn-reload",
+            "asgi",
+            lambda port, streams: [
+                *SERVERS["uvicorn-h11"].argv(port, streams),
+                "--reload",
+            ],
+            reloads=True,
+        ),
+        ServerSpec(
+            "runserver-reload",
+            "wsgi",
+            _runserver,
+            reloads=True,
+            reloader_kills_on_sigterm=True,
+        ),
+        ServerSpec(
+            "daphne-runserver",
+            "asgi",
+            _runserver,
+            env={"DJANGO_SETTINGS_MODULE": "tests.integration.project.settings_daphne"},
+            reloads=True,
+            reloader_kills_on_sigterm=True,
+        ),
+        ServerSpec(
+            # Serving in its own process, not a child it spawns, which it
+            # would tell to stop through a multiprocessing event, not a signal.
+            "hypercorn-workers0",
+            "asgi",
+            lambda port, streams: [
+                *SERVERS["hypercorn"].argv(port, streams),
+                "--workers=0",
+            ],
+        ),
+        ServerSpec(
+            "gunicorn-sync-nopreload",
+            "wsgi",
+            lambda port, streams: [
+                arg
+                for arg in SERVERS["gunicorn-sync"].argv(port, streams)
+                if arg != "--preload"
+            ],
+        ),
+        ServerSpec(
+            "gunicorn-gthread-preload",
+            "wsgi",
+            lambda port, streams: _gunicorn(
+                port,
+                "--worker-class=gthread",
+                "--workers=1",
+                f"--threads={max(64, streams)}",
+                "--preload",
+            ),
+        ),
+        ServerSpec(
+            "gunicorn-uvicorn-preload",
+            "asgi",
+            lambda port, streams: _gunicorn(
+                port,
+                "--worker-class=uvicorn.workers.UvicornWorker",
+                "--workers=1",
+                "--preload",
+                app=ASGI_APP,
+            ),
+        ),
+    ]
+}
+
+
+def spec_named(name: str) -> ServerSpec:
+    """The server of SERVERS or VARIANTS called ``name``."""
+    return SERVERS.get(name) or VARIANTS[name]
+
 
 ASGI_SERVERS = [name for name, spec in SERVERS.items() if spec.asgi]
 WSGI_SERVERS = [name for name, spec in SERVERS.items() if not spec.asgi]
@@ -210,6 +314,7 @@ class Server:
             "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
             "SSE_IT_STATE": str(self.state),
             **({"SSE_IT_ASGI": "1"} if self.spec.asgi else {}),
+            **self.spec.env,
             **self.env,
         }
         with self.log.open("ab") as log:
@@ -241,6 +346,10 @@ class Server:
     def signal(self, signum: int) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """Signal every process of the server, as a terminal's Ctrl-C does."""
+        os.killpg(self.pid, signum)
 
     def wait(self, timeout: float) -> int:
         assert self.process is not None

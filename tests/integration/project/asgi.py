@@ -1,6 +1,7 @@
 """
-The ASGI application: Django's, wrapped so that SIGTERM ends every open
-stream before the server shuts down (the recipe of docs/deployment.md).
+The ASGI application: Django's, as ``startproject`` makes it. Shutdown needs
+nothing more; with ``SSE_IT_EXPLICIT_SHUTDOWN`` set, it is wrapped in the
+explicit helper, to show that the two do no harm together.
 """
 
 import os
@@ -11,4 +12,7 @@ from sse_response.shutdown import EndStreamsOnShutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.integration.project.settings")
 
-application = EndStreamsOnShutdown(get_asgi_application())
+application = get_asgi_application()
+
+if os.environ.get("SSE_IT_EXPLICIT_SHUTDOWN"):
+    application = EndStreamsOnShutdown(application)  # type: ignore[assignment]

@@ -1,10 +1,7 @@
 """
-The WSGI application runserver serves, with SIGTERM ending open streams.
-
-runserver gives the application no signal before it exits: on SIGTERM the
-process dies at once, and its request threads with it. With the handler
-(the recipe of docs/deployment.md), SIGTERM ends the open streams and exits
-through the interpreter, which gives their sources time to run ``finally``.
+The WSGI application runserver serves with ``SSE_IT_EXPLICIT_SHUTDOWN``: the
+explicit recipe that shutdown no longer needs, installed beside the automatic
+path to show that the two do no harm together.
 """
 
 import threading

@@ -20,3 +20,11 @@ LOGGING_CONFIG = None
 
 if "SSE_IT_MAX_SYNC_STREAMS" in os.environ:
     SSE_RESPONSE_MAX_SYNC_STREAMS = int(os.environ["SSE_IT_MAX_SYNC_STREAMS"])
+
+# A module of the test's own that the autoreloading servers watch: the reload
+# tests change it to make the server reload.
+if "SSE_IT_CODE" in os.environ:
+    import sys
+
+    sys.path.insert(0, os.environ["SSE_IT_CODE"])
+    import reloadme  # type: ignore[import-not-found]  # noqa: F401
