@@ -25,6 +25,7 @@ def check_settings(
     """Check every ``SSE_RESPONSE_*`` setting that is set."""
     errors: list[CheckMessage] = []
     errors.extend(_check_max_sync_streams())
+    errors.extend(_check_end_streams_on_signals())
     return errors
 
 
@@ -40,6 +41,23 @@ def _check_max_sync_streams() -> list[CheckMessage]:
                 hint="It is how many sync sources may run at once in a process "
                 "(default 1000); 0 refuses every sync source.",
                 id="sse_response.E001",
+            )
+        ]
+    return []
+
+
+def _check_end_streams_on_signals() -> list[CheckMessage]:
+    name = "SSE_RESPONSE_END_STREAMS_ON_SIGNALS"
+    if not hasattr(settings, name):
+        return []
+    value = getattr(settings, name)
+    if not isinstance(value, bool):
+        return [
+            Error(
+                f"{name} must be True or False, not {value!r}.",
+                hint="True (the default) makes SIGTERM and SIGINT end open "
+                "streams before the server's own handlers run.",
+                id="sse_response.E002",
             )
         ]
     return []

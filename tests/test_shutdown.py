@@ -10,16 +10,24 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from sse_response import EventStreamHttpResponse, lifetime
 from sse_response.gunicorn import post_worker_init
-from sse_response.shutdown import EndStreamsOnShutdown, end_streams_on_signals
+from sse_response.shutdown import (
+    WAKE_SIGNAL,
+    EndStreamsOnShutdown,
+    end_streams_on_signals,
+    prepare,
+)
+from tests.polling import wait_for
 from tests.support import GATE, WAIT, Probe, make_source, wait_for_event
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -34,7 +42,11 @@ def accepting_streams(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def server_handlers() -> Iterator[list[int]]:
     """Stand in for a server's own signal handlers, and restore pytest's after."""
-    saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    saved: dict[int, Any] = {
+        signum: signal.getsignal(signum)
+        for signum in (*SIGNALS, signal.SIGQUIT, WAKE_SIGNAL)
+        if signum is not None
+    }
     received: list[int] = []
 
     def server_handler(signum: int, frame: FrameType | None) -> None:
@@ -86,6 +98,79 @@ async def test_a_signal_ends_open_streams_then_reaches_the_server(
     )
     assert [chunk async for chunk in response] == [b"retry: 700\n"]
     assert not late.started.is_set()
+
+
+def ours(signum: int) -> bool:
+    return getattr(signal.getsignal(signum), "ends_event_streams", False) is True
+
+
+async def test_a_stream_that_starts_in_the_main_thread_chains_the_handlers(
+    server_handlers: list[int], probe: Probe
+) -> None:
+    assert not ours(signal.SIGTERM)
+    _, chunks = await open_stream(probe)
+    assert ours(signal.SIGTERM)
+    assert ours(signal.SIGINT)
+
+    signal.raise_signal(signal.SIGTERM)
+
+    assert server_handlers == [signal.SIGTERM]
+    assert [chunk async for chunk in chunks] == [b"retry: 2500\n"]
+
+
+def test_a_stream_that_starts_in_another_thread_has_the_main_thread_chain_them(
+    server_handlers: list[int], probe: Probe
+) -> None:
+    """gunicorn's gthread worker and runserver serve outside the main thread."""
+    prepare()  # as the app did when Django started; a second call changes nothing
+    assert WAKE_SIGNAL is not None
+    assert ours(WAKE_SIGNAL)
+    response = EventStreamHttpResponse(
+        make_source("sync_iterator", lambda last: iter([{"data": "a"}, GATE]), probe),
+        heartbeat=None,
+    )
+    first = threading.Event()
+
+    def serve() -> None:  # a WSGI server's thread
+        for _ in response:
+            first.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        assert first.wait(WAIT)
+        # The main thread (this one) runs the handler the stream asked for.
+        wait_for(lambda: ours(signal.SIGTERM) and ours(signal.SIGINT), WAIT, "chain")
+    finally:
+        response.close()
+        probe.release()
+        server.join(WAIT)
+    assert not server.is_alive()
+
+
+async def test_the_setting_leaves_every_handler_alone(
+    server_handlers: list[int], probe: Probe
+) -> None:
+    with override_settings(SSE_RESPONSE_END_STREAMS_ON_SIGNALS=False):
+        response, _ = await open_stream(probe)
+        response.close()
+    assert not ours(signal.SIGTERM)
+    assert not ours(signal.SIGINT)
+
+
+def test_sigquit_is_chained_only_where_a_python_handler_handles_it(
+    server_handlers: list[int],
+) -> None:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    end_streams_on_signals()
+    assert signal.getsignal(signal.SIGQUIT) == signal.SIG_DFL
+
+    quits: list[int] = []
+    signal.signal(signal.SIGQUIT, lambda signum, frame: quits.append(signum))
+    end_streams_on_signals()
+    assert ours(signal.SIGQUIT)
+    signal.raise_signal(signal.SIGQUIT)
+    assert quits == [signal.SIGQUIT]
 
 
 async def test_the_asgi_middleware_chains_the_handlers_on_its_first_call(

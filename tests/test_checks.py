@@ -1,0 +1,57 @@
+"""``manage.py check`` names every bad ``SSE_RESPONSE_*`` setting and its value."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+
+def errors(**settings: Any) -> list[tuple[str, str]]:
+    with override_settings(**settings):
+        return [(message.id or "", message.msg) for message in run_checks()]
+
+
+def test_good_settings_pass() -> None:
+    assert errors() == []
+    assert (
+        errors(
+            SSE_RESPONSE_MAX_SYNC_STREAMS=0,
+            SSE_RESPONSE_END_STREAMS_ON_SIGNALS=False,
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "100", True, None])
+def test_max_sync_streams_must_be_a_non_negative_int(value: object) -> None:
+    assert errors(SSE_RESPONSE_MAX_SYNC_STREAMS=value) == [
+        (
+            "sse_response.E001",
+            f"SSE_RESPONSE_MAX_SYNC_STREAMS must be a non-negative int, not {value!r}.",
+        )
+    ]
+
+
+@pytest.mark.parametrize("value", [0, "no", None])
+def test_end_streams_on_signals_must_be_a_bool(value: object) -> None:
+    assert errors(SSE_RESPONSE_END_STREAMS_ON_SIGNALS=value) == [
+        (
+            "sse_response.E002",
+            "SSE_RESPONSE_END_STREAMS_ON_SIGNALS must be True or False, "
+            f"not {value!r}.",
+        )
+    ]
+
+
+def test_manage_py_check_fails_with_the_setting_and_its_value() -> None:
+    with (
+        override_settings(SSE_RESPONSE_MAX_SYNC_STREAMS="lots"),
+        pytest.raises(SystemCheckError, match=r"E001.*MAX_SYNC_STREAMS.*'lots'"),
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
