@@ -55,8 +55,8 @@ def server_handlers() -> Iterator[list[int]]:
     for signum in SIGNALS:
         signal.signal(signum, server_handler)
     yield received
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+    for number, handler in saved.items():
+        signal.signal(number, handler)
 
 
 async def open_stream(probe: Probe) -> tuple[EventStreamHttpResponse, Any]:
