@@ -161,4 +161,8 @@ async def counter_stream(request: HttpRequest) -> EventStreamHttpResponse:
             n += 1
             yield {"id": str(n), "event": "count", "data": n}
 
-    return EventStreamHttpResponse(count_from, request=request, heartbeat=heartbeat())
+    # When the server ends the stream (it stops, or reloads), the same short
+    # reconnection time.
+    return EventStreamHttpResponse(
+        count_from, request=request, heartbeat=heartbeat(), end_retry_ms=500
+    )

@@ -72,6 +72,11 @@ class DemoServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def code(self) -> Path:
+        """The directory ``uvicorn-reload`` watches: a change there reloads it."""
+        return self.log_path.with_name(f"{self.kind}-code")
+
     def command(self) -> list[str]:
         address = f"127.0.0.1:{self.port}"
         if self.kind == "uvicorn":
@@ -80,10 +85,17 @@ class DemoServer:
                 *("--host", "127.0.0.1", "--port", str(self.port)),
                 *("--timeout-graceful-shutdown", "1", "--no-access-log"),
             ]
+        if self.kind == "uvicorn-reload":
+            # As a developer runs it; the test changes code in its own directory.
+            return [
+                *(sys.executable, "-m", "uvicorn", "demo.asgi:application"),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+                *("--reload", "--reload-dir", str(self.code), "--no-access-log"),
+            ]
         if self.kind == "gunicorn":
             return [
                 *(sys.executable, "-m", "gunicorn", "demo.wsgi"),
-                # gthread workers, and the hook that ends streams on SIGTERM.
+                # gthread workers with 32 threads.
                 *("--config", "gunicorn.conf.py", "--bind", address),
             ]
         raise ValueError(f"unknown server {self.kind!r}")
@@ -96,6 +108,7 @@ class DemoServer:
 
     def start(self) -> None:
         assert self._process is None, "already started"
+        self.code.mkdir(exist_ok=True)
         self._log = self.log_path.open("ab")
         env = {
             **os.environ,

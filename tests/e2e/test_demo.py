@@ -6,6 +6,8 @@ with no gap and no duplicate.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -131,3 +133,33 @@ def test_counter_survives_a_server_restart(
     expect(page.locator("#check")).to_contain_text("0 gaps, 0 duplicates")
     name = "counter" if (kind, crash) == ("uvicorn", False) else f"counter-{kind}"
     screenshot(page, name if not crash else f"{name}-crash")
+
+
+@pytest.mark.timeout(120)
+def test_counter_goes_on_through_a_code_change_under_uvicorn_reload(
+    start_server: StartServer, page: Page
+) -> None:
+    """
+    ``uvicorn --reload`` with a page open: the reload is not held up by the
+    open stream, and the count goes on with no gap and no duplicate.
+    """
+    server = start_server("uvicorn-reload")
+    page.goto(server.url + "/counter/?interval=0.2")
+    page.wait_for_function("window.counterEvents.length >= 5")
+    connections = len(page.evaluate("window.counterConnections"))
+
+    (server.code / "changed.py").write_text(f"CHANGED = {time.time()!r}\n")
+    changed = time.monotonic()
+    page.wait_for_function(f"window.counterConnections.length > {connections}")
+    reconnected = time.monotonic() - changed
+    before: list[int] = page.evaluate("window.counterEvents")
+    page.wait_for_function(f"window.counterEvents.length >= {len(before) + 5}")
+
+    received: list[int] = page.evaluate("window.counterEvents")
+    assert received == list(range(1, len(received) + 1))
+    assert page.evaluate("window.counterConnections")[-1]["last_event_id"] == str(
+        before[-1]
+    )
+    expect(page.locator("#check")).to_contain_text("0 gaps, 0 duplicates")
+    # The new process serves, and the page is back on it, within 2 s.
+    assert reconnected <= 2.0, f"reconnected {reconnected:.2f} s after the change"
