@@ -1,11 +1,10 @@
 """
-Gunicorn server hooks that end open event streams when a worker shuts down.
+A gunicorn server hook that ends open event streams when a worker shuts down.
 
-Gunicorn's sync and gthread workers wait up to ``graceful_timeout`` for
-every request in flight to finish before they exit, and an event stream
-never finishes by itself: without help, every stream is cut when the
-timeout expires, and its source's ``finally`` never runs. Name these hooks
-in your gunicorn configuration file::
+This is no longer needed: with the ``sse_response`` app installed, every
+worker's SIGTERM and SIGINT are chained by the streams themselves (see
+:mod:`sse_response.shutdown`). The hook chains them earlier, when the worker
+starts, for code that wants that; it does no harm beside the automatic path::
 
     # gunicorn.conf.py
     from sse_response.gunicorn import post_worker_init  # noqa: F401
@@ -13,8 +12,6 @@ in your gunicorn configuration file::
 On SIGTERM (a deploy, a restart) and SIGINT, the worker then ends every open
 stream at once with a ``retry:`` hint before doing what it always does; each
 source is closed and each client reconnects, to a worker that is still up.
-Workers of uvicorn's worker class run an ASGI application: wrap it in
-:class:`sse_response.shutdown.EndStreamsOnShutdown` instead.
 
 This module does not import gunicorn; it only uses the worker it is given.
 """
