@@ -270,3 +270,32 @@ def test_the_explicit_helpers_do_no_harm_beside_the_automatic_path(
     assert readers is not None
     assert readers.ended(tokens, Reports(server.state)) == (STREAMS, STREAMS)
     assert spec_named(name) is server.spec
+
+
+@pytest.mark.timeout(90)
+def test_a_second_ctrl_c_still_reaches_the_server_and_force_quits(
+    start_server: ServerFactory, code: Path
+) -> None:
+    """
+    The first Ctrl-C ends the streams, and uvicorn then waits for a slow
+    plain request; the second is uvicorn's own "force quit", as ever.
+    """
+    server = start(start_server, "uvicorn-h11", code)
+    tokens, clients = open_streams(server)
+    reports = Reports(server.state)
+    slow_token = token()
+    slow = RawStream(server.port, f"/slow/?seconds={LIMIT}&token={slow_token}")
+    try:
+        wait_for(lambda: reports.started(slow_token), LIMIT, "the slow request")
+        readers = Readers(clients)
+        server.signal_group(signal.SIGINT)
+        assert readers.ended(tokens, reports) == (STREAMS, STREAMS)
+        # uvicorn waits for the slow request now; it has not exited.
+        assert not server.exited
+        server.signal_group(signal.SIGINT)
+        started = time.monotonic()
+        server.wait(LIMIT)
+        # Well before uvicorn's own --timeout-graceful-shutdown of 3 s.
+        assert time.monotonic() - started < 1.0
+    finally:
+        slow.close(reset=True)

@@ -4,6 +4,7 @@ from tests.integration.project import views
 
 urlpatterns = [
     path("plain/", views.plain),
+    path("slow/", views.slow),
     path("status/", views.status),
     path("stream/<str:kind>/", views.stream),
     path("tricky/", views.tricky),

@@ -178,6 +178,13 @@ def plain(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+async def slow(request: HttpRequest) -> HttpResponse:
+    """A plain response that takes ``seconds`` (at most MAX_WAIT) to come."""
+    report(request.GET.get("token", ""), "started", f"{time.time()}")
+    await asyncio.sleep(min(float(request.GET.get("seconds", "1")), MAX_WAIT))
+    return HttpResponse("slow", content_type="text/plain")
+
+
 def _proc_status(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
