@@ -20,3 +20,12 @@ LOGGING_CONFIG = None
 
 if "SSE_IT_MAX_SYNC_STREAMS" in os.environ:
     SSE_RESPONSE_MAX_SYNC_STREAMS = int(os.environ["SSE_IT_MAX_SYNC_STREAMS"])
+
+# The polling tests (test_polling.py) give the sources a sqlite database.
+if "SSE_IT_DATABASE" in os.environ:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["SSE_IT_DATABASE"],
+        }
+    }
