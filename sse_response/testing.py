@@ -31,7 +31,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 
-from sse_response.body import EventStreamBody
+from sse_response.body import EventStreamBody, in_event_loop
 from sse_response.parsing import EventStreamParser, ServerSentEvent
 from sse_response.pumps import shared_connections
 
@@ -128,7 +128,9 @@ def read_stream(
     _check_is_a_stream(response)
     reader = _Reader(events, comments)
     body = _own_body(response)
-    if body is not None:
+    # async_to_sync() cannot run inside a running loop (a sync helper called
+    # from async code): the thread that reads then is the fallback's.
+    if body is not None and not in_event_loop():
         reading = async_to_sync(_aread)(response, body, reader, timeout)
     else:
         reading = _read_in_a_thread(response, reader, timeout)

@@ -118,3 +118,10 @@ def test_a_stream_wrapped_by_middleware_is_read_as_it_is() -> None:
     reading = read_stream(response)
     assert [event.data for event in reading.events] == ["y"]
     assert reading.ended
+
+
+async def test_read_stream_still_works_inside_a_running_loop() -> None:
+    """A sync helper called from async code reads in a thread of its own."""
+    response = EventStreamHttpResponse([{"data": "x"}], request=None)
+    reading = read_stream(response)
+    assert [event.data for event in reading.events] == ["x"]
