@@ -11,6 +11,11 @@ puts in the outbox, or a heartbeat when nothing came for a while.
   for its whole life, in the server's thread between one chunk and the next.
   An async generator has to be resumed, and closed, on the loop it started
   on; a loop per call (what ``async_to_sync`` gives) would break it.
+
+The first chunk of every stream is empty: WSGI servers (PEP 3333) and daphne
+send the status line and headers with the first chunk, so this is what makes
+them go out at once, rather than with the first event or heartbeat, and the
+client's ``onopen`` fire. It puts nothing on the wire.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
 
-__all__ = ["EmptyBody", "EventStreamBody"]
+__all__ = ["OPENING", "EmptyBody", "EventStreamBody"]
+
+#: The first chunk of every stream (see above).
+OPENING = b""
 
 
 def in_event_loop() -> bool:
@@ -62,6 +70,7 @@ class EventStreamBody:
         "_sync_chunks",
         "_sync_thread",
         "end_retry_ms",
+        "error",
         "heartbeat",
         "last_event_id",
         "max_duration",
@@ -95,6 +104,8 @@ class EventStreamBody:
         self._end_retry_ms: int | None = None
         self._sync_chunks: Generator[bytes, None, None] | None = None
         self._sync_thread: int | None = None
+        #: What the source raised, once the stream is over (see Pump.error).
+        self.error: Exception | None = None
 
     def __aiter__(self) -> AsyncGenerator[bytes, None]:
         self._start()
@@ -180,6 +191,7 @@ class EventStreamBody:
             None if self.max_duration is None else loop.time() + self.max_duration
         )
         try:
+            yield OPENING
             while self._end_retry_ms is None:
                 timeout = heartbeat
                 if deadline is not None:
@@ -206,6 +218,7 @@ class EventStreamBody:
             try:
                 await pump.stop()
             finally:
+                self.error = pump.error
                 # Only now: the interpreter's exit waits for this, so that the
                 # source's finally has run.
                 lifetime.unregister(self)
@@ -213,15 +226,26 @@ class EventStreamBody:
     def _chunks_on_own_loop(self) -> Generator[bytes, None, None]:
         loop = asyncio.new_event_loop()
         chunks = self._chunks()
+        step: asyncio.Future[bytes] | None = None
         try:
             while True:
+                step = asyncio.ensure_future(anext(chunks), loop=loop)
                 try:
-                    chunk = loop.run_until_complete(anext(chunks))
+                    chunk = loop.run_until_complete(step)
                 except StopAsyncIteration:
                     return
                 yield chunk
         finally:
             try:
+                if step is not None and not step.done():
+                    # An exception broke into the loop while the consumer
+                    # waited: gunicorn's sync worker raises SystemExit from
+                    # its SIGABRT handler when a request outlasts --timeout.
+                    # Cancel that wait, which runs the consumer's finally (so
+                    # the source's), rather than leave it suspended, where it
+                    # could be neither closed nor collected quietly.
+                    step.cancel()
+                    loop.run_until_complete(asyncio.wait({step}))
                 loop.run_until_complete(chunks.aclose())
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:

@@ -54,14 +54,33 @@ class InvalidMessageError(ValueError):
     ``reason`` says what is wrong with it.
     """
 
-    def __init__(self, field: str, value: object, reason: str) -> None:
+    def __init__(
+        self, field: str, value: object, reason: str, *, position: int | None = None
+    ) -> None:
         self.field = field
         self.value = value
         self.reason = reason
+        #: Where the message came in its stream (0 for the first thing the
+        #: source yielded), when that is known.
+        self.position = position
+        where = "" if position is None else f" (item {position} of the stream)"
         super().__init__(
-            f"Invalid {field!r} in an event stream message: {reason} "
-            f"(got {value!r:.200})"
+            f"Invalid {field!r} in an event stream message{where}: {reason} "
+            f"(got {_shortened_repr(value)})"
         )
+
+    def at(self, position: int) -> InvalidMessageError:
+        """The same error, saying where in its stream the message came."""
+        return InvalidMessageError(
+            self.field, self.value, self.reason, position=position
+        )
+
+
+def _shortened_repr(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}...{text[-15:]} ({len(text)} characters)"
 
 
 def encode(

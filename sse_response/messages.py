@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -18,6 +18,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     from typing_extensions import NotRequired, TypedDict
 
 __all__ = [
+    "IDLE",
     "EventStream",
     "EventStreamMessage",
     "EventStreamMessages",
@@ -53,10 +54,35 @@ class EventStreamMessage(TypedDict):
     comment: NotRequired[str | None]
 
 
+class Idle:
+    """The type of :data:`IDLE`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "sse_response.IDLE"
+
+    def __reduce__(self) -> str:
+        return "IDLE"
+
+
+#: What a source yields when it has nothing to send this time: nothing goes on
+#: the wire, it is no message (heartbeats still come on time), and the stream
+#: can end right there if its client went away. A sync source that polls
+#: (a query, then ``time.sleep()``) yields it after each round that found
+#: nothing, so that it is closed within one round of a disconnect rather than
+#: at its next real message. (``None`` still means an empty message: a ``:``
+#: comment on the wire, as in djblets.)
+IDLE: Final = Idle()
+
+#: What a source may yield: a message, ``None`` (an empty message), or
+#: :data:`IDLE` (nothing).
+EventStreamItem: TypeAlias = EventStreamMessage | Idle | None
+
 #: The messages of a stream: a sync or async iterable of messages. ``None``
-#: stands for an empty message, as in djblets.
+#: stands for an empty message, as in djblets; :data:`IDLE` for nothing.
 EventStreamMessages: TypeAlias = (
-    Iterable[EventStreamMessage | None] | AsyncIterable[EventStreamMessage | None]
+    Iterable[EventStreamItem] | AsyncIterable[EventStreamItem]
 )
 
 #: What ``EventStreamHttpResponse`` accepts: the messages themselves, or a

@@ -27,9 +27,11 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 
+from sse_response.encoding import InvalidMessageError
+from sse_response.messages import IDLE
 from sse_response.outbox import Outbox
 
-__all__ = ["Pump", "is_async_callable"]
+__all__ = ["Pump", "is_async_callable", "shared_connections"]
 
 logger = logging.getLogger("sse_response")
 
@@ -47,6 +49,15 @@ _sync_outboxes_changed = threading.Condition()
 #: that its ``finally`` runs before the response is done. A source blocked
 #: for longer is closed by its thread when it yields, after the response.
 SYNC_STOP_GRACE = 1.0
+
+#: The database connections, by alias, that a pump thread uses instead of
+#: opening its own; None (always, outside tests) to open its own. Set by
+#: sse_response.testing while a test reads a stream, so that the source sees
+#: the test's transaction, as LiveServerTestCase's threads share its
+#: connections.
+shared_connections: contextvars.ContextVar[Mapping[str, Any] | None] = (
+    contextvars.ContextVar("sse_response.shared_connections", default=None)
+)
 
 
 def is_async_callable(source: object) -> bool:
@@ -75,6 +86,7 @@ class Pump:
         "_source",
         "_task",
         "_thread_done",
+        "error",
         "refused",
     )
 
@@ -94,6 +106,9 @@ class Pump:
         self._send_timeout = send_timeout
         #: Whether the source was refused a thread (see max_sync_streams()).
         self.refused = False
+        #: What the source raised (or the message it yielded that could not
+        #: be encoded), if it failed.
+        self.error: Exception | None = None
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._thread_done: asyncio.Future[None] | None = None
@@ -147,8 +162,14 @@ class Pump:
                 handed_off = True
                 return
             iterator = aiter(messages)
+            position = -1
             async for message in iterator:
-                if outbox.put(encode(message)):
+                position += 1
+                if message is IDLE:
+                    if outbox.closed:
+                        break
+                    continue
+                if outbox.put(_encoded(encode, message, position)):
                     try:
                         await asyncio.wait_for(
                             outbox.wait_for_space(), self._send_timeout
@@ -157,14 +178,22 @@ class Pump:
                         self._give_up_on_client()
                 if outbox.closed:
                     break
-        except Exception:
-            _log_failure(source)
+        except Exception as exc:
+            self._failed(exc)
         finally:
             if not handed_off:
                 outbox.finish()
                 await _aclose(iterator, messages)
 
     # Sync sources: a thread of their own.
+
+    def _failed(self, exc: Exception) -> None:
+        self.error = exc
+        logger.error(
+            "The event stream source %r failed; ending the stream.",
+            self._source,
+            exc_info=exc,
+        )
 
     def _give_up_on_client(self) -> None:
         logger.warning(
@@ -204,6 +233,7 @@ class Pump:
         messages: Any = None
         iterator: Any = None
         handed_off = False
+        shared = _use_shared_connections()
         try:
             messages = source(self._last_event_id) if call else source
             if _is_async_result(messages):
@@ -211,20 +241,24 @@ class Pump:
                 handed_off = True
                 return
             iterator = iter(_checked_iterable(messages))
-            for message in iterator:
-                if outbox.put(encode(message)) and not outbox.wait_for_space_blocking(
-                    self._send_timeout
-                ):
+            for position, message in enumerate(iterator):
+                if message is IDLE:
+                    if outbox.closed:
+                        break
+                    continue
+                if outbox.put(
+                    _encoded(encode, message, position)
+                ) and not outbox.wait_for_space_blocking(self._send_timeout):
                     self._give_up_on_client()
                 if outbox.closed:
                     break
-        except Exception:
-            _log_failure(source)
+        except Exception as exc:
+            self._failed(exc)
         finally:
             if not handed_off:
                 outbox.finish()
                 _close(iterator, messages)
-            _close_database_connections()
+            _close_database_connections(shared)
             with _sync_outboxes_changed:
                 _sync_outboxes.discard(outbox)
                 _sync_outboxes_changed.notify_all()
@@ -260,8 +294,18 @@ def stop_sync_sources(timeout: float) -> bool:
         return _sync_outboxes_changed.wait_for(lambda: not _sync_outboxes, timeout)
 
 
+def never_a_stream(value: object) -> bool:
+    """
+    Whether ``value`` is iterable but can never be a stream of messages:
+    text, bytes and mappings iterate over characters, ints and keys.
+    """
+    return isinstance(value, (str, bytes, bytearray, memoryview, Mapping))
+
+
 def _checked_iterable(messages: Any) -> Any:
-    if not hasattr(messages, "__iter__") and not hasattr(messages, "__aiter__"):
+    if never_a_stream(messages) or (
+        not hasattr(messages, "__iter__") and not hasattr(messages, "__aiter__")
+    ):
         raise TypeError(
             "An event stream callable must return an iterable or an async "
             f"iterable of messages, not {type(messages).__name__}."
@@ -269,8 +313,11 @@ def _checked_iterable(messages: Any) -> Any:
     return messages
 
 
-def _log_failure(source: object) -> None:
-    logger.exception("The event stream source %r failed; ending the stream.", source)
+def _encoded(encode: Encoder, message: Any, position: int) -> bytes:
+    try:
+        return encode(message)
+    except InvalidMessageError as exc:
+        raise exc.at(position) from None
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -298,13 +345,28 @@ async def _aclose(iterator: object, messages: object) -> None:
                 logger.exception("Closing the event stream source %r failed.", closable)
 
 
-def _close_database_connections() -> None:
+def _use_shared_connections() -> Mapping[str, Any]:
+    """Make this thread use the connections a test shares, if it shares any."""
+    shared = shared_connections.get()
+    if not shared:
+        return {}
+    from django.db import connections
+
+    for alias, connection in shared.items():
+        connections[alias] = connection
+    return shared
+
+
+def _close_database_connections(shared: Mapping[str, Any]) -> None:
     # Connections are per thread; this thread is about to end, and a
-    # connection it opened would otherwise stay open until collected.
+    # connection it opened would otherwise stay open until collected. Those
+    # a test shares with it are the test's to close.
     try:
         from django.db import connections
 
-        connections.close_all()
+        for connection in connections.all(initialized_only=True):
+            if shared.get(connection.alias) is not connection:
+                connection.close()
     except Exception:
         logger.debug(
             "Closing the pump thread's database connections failed.", exc_info=True

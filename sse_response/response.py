@@ -4,22 +4,25 @@ EventStreamHttpResponse: a Server-Sent Events response for Django.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
+import warnings
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
 from sse_response.body import EmptyBody, EventStreamBody, in_event_loop
-from sse_response.encoding import encode
-from sse_response.messages import EventStream
+from sse_response.encoding import InvalidMessageError, encode
+from sse_response.messages import IDLE, EventStream
+from sse_response.pumps import never_a_stream
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-__all__ = ["EventStreamHttpResponse"]
+__all__ = ["EventStreamHttpResponse", "NoRequestWarning"]
 
 #: The default number of seconds without a message before a heartbeat.
 DEFAULT_HEARTBEAT = 15.0
@@ -43,8 +46,53 @@ def last_event_id(request: HttpRequest | None) -> str | None:
     return value
 
 
-def _check_source(event_stream: object) -> None:
+class NoRequestWarning(UserWarning):
+    """
+    A callable source was given without ``request=``: it will be called with
+    ``None`` as the last event id, whatever the client sent.
+    """
+
+
+class _NotGiven(enum.Enum):
+    NOT_GIVEN = enum.auto()
+
+
+#: The default of ``request=``: a callable source warns unless a request,
+#: or ``None``, is given.
+_NOT_GIVEN: Final = _NotGiven.NOT_GIVEN
+
+
+def _check_source(
+    event_stream: object, encoder: functools.partial[bytes], request_given: bool
+) -> None:
     if callable(event_stream):
+        if not request_given:
+            warnings.warn(
+                "A callable event stream source without request= is always "
+                "called with None as the last event id, so a client that "
+                "reconnects starts over. Pass request=request to "
+                "EventStreamHttpResponse (or request=None if there is no "
+                "request).",
+                NoRequestWarning,
+                stacklevel=3,
+            )
+        return
+    if never_a_stream(event_stream):
+        raise TypeError(
+            "event_stream must be an iterable or async iterable of messages "
+            f"(dicts), or a callable returning one, not {type(event_stream).__name__} "
+            f"({_short(event_stream)}): wrap a single message in a list, "
+            '[{"data": ...}].'
+        )
+    if isinstance(event_stream, (list, tuple)):
+        # Every message is known now: refuse a bad one while the view runs,
+        # not once the client has its 200.
+        for position, message in enumerate(event_stream):
+            if message is not IDLE:
+                try:
+                    encoder(message)
+                except InvalidMessageError as exc:
+                    raise exc.at(position) from None
         return
     if hasattr(event_stream, "__iter__") or hasattr(event_stream, "__aiter__"):
         return
@@ -53,6 +101,11 @@ def _check_source(event_stream: object) -> None:
         "callable taking the last event id that returns one; got "
         f"{type(event_stream).__name__}."
     )
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _check_seconds(name: str, value: float | None) -> None:
@@ -73,7 +126,12 @@ class EventStreamHttpResponse(StreamingHttpResponse):
     them, or a sync or async callable that is called when the stream starts
     with the client's last event id (``None`` on a first connection) and
     returns one. Pass ``request`` so that the last event id can be read,
-    and so that a ``HEAD`` request never starts the stream.
+    and so that a ``HEAD`` request never starts the stream; a callable
+    source without ``request=`` warns (:class:`NoRequestWarning`) unless
+    ``request=None`` is passed. Text, bytes and mappings are refused with
+    ``TypeError`` (they iterate over characters, ints and keys), and the
+    messages of a list or tuple are checked at once, so that a bad one
+    raises :class:`~sse_response.InvalidMessageError` in the view.
 
     Each message is sent as soon as the source yields it, under ASGI and
     under WSGI alike, whatever the kind of source. When the source yields
@@ -103,7 +161,7 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         self,
         event_stream: EventStream,
         *,
-        request: HttpRequest | None = None,
+        request: HttpRequest | _NotGiven | None = _NOT_GIVEN,
         status: int = 200,
         content_type: str = "text/event-stream",
         heartbeat: float | None = DEFAULT_HEARTBEAT,
@@ -113,7 +171,11 @@ class EventStreamHttpResponse(StreamingHttpResponse):
         json_encoder: type[json.JSONEncoder] = DjangoJSONEncoder,
         **kwargs: Any,
     ) -> None:
-        _check_source(event_stream)
+        encoder = functools.partial(encode, json_encoder=json_encoder)
+        request_given = request is not _NOT_GIVEN
+        if isinstance(request, _NotGiven):
+            request = None
+        _check_source(event_stream, encoder, request_given)
         _check_seconds("heartbeat", heartbeat)
         _check_seconds("max_duration", max_duration)
         _check_seconds("send_timeout", send_timeout)
@@ -140,12 +202,14 @@ class EventStreamHttpResponse(StreamingHttpResponse):
             content = EventStreamBody(
                 event_stream,
                 last_event_id=last_event_id(request),
-                encode=functools.partial(encode, json_encoder=json_encoder),
+                encode=encoder,
                 heartbeat=heartbeat,
                 max_duration=max_duration,
                 end_retry_ms=end_retry_ms,
                 send_timeout=send_timeout,
             )
+        #: The stream's own body, even once something wraps the content.
+        self._event_stream_body = content
         super().__init__(content, status=status, content_type=content_type, **kwargs)
         self.headers.setdefault("Cache-Control", "no-cache")
         self.headers.setdefault("X-Accel-Buffering", "no")

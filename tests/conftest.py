@@ -6,6 +6,9 @@ from collections.abc import Callable, Iterator
 
 import django
 import pytest
+from django.core.signals import request_finished
+from django.db import close_old_connections
+from django.test import TransactionTestCase
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
@@ -14,6 +17,28 @@ from tests import views  # noqa: E402
 from tests.support import Probe  # noqa: E402
 
 _keys = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _no_database_behind_closing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """
+    Outside the database tests, closing a response (as servers do, which
+    sends ``request_finished``) must not reach the database: pytest-django
+    runs those tests first, their in-memory sqlite connection stays open, and
+    Django's ``close_old_connections`` would touch it where pytest-django
+    forbids database access. Django's test clients do the same.
+    """
+    uses_database = request.node.get_closest_marker("django_db") is not None or (
+        isinstance(request.instance, TransactionTestCase)
+    )
+    if uses_database:
+        yield
+        return
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

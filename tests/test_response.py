@@ -22,6 +22,8 @@ from sse_response import (
     EventStreamHttpResponse,
     EventStreamMessage,
     EventStreamMessages,
+    InvalidMessageError,
+    NoRequestWarning,
 )
 from sse_response.pumps import open_sync_streams
 from sse_response.testing import ServerSentEvent, aread_stream, parse, read_stream
@@ -66,7 +68,8 @@ class TestDjbletsBehaviours:
             seen.append(last_id)
             return ({"data": f"This is message {i}."} for i in range(5))
 
-        response = EventStreamHttpResponse(messages)
+        # djblets' test passed no request; here that warns (NoRequestWarning).
+        response = EventStreamHttpResponse(messages, request=None)
         assert parse(b"".join(response)) == [
             ServerSentEvent(f"This is message {i}.") for i in range(5)
         ]
@@ -208,7 +211,7 @@ class TestLastEventId:
             calls.append(last_id)
             return []
 
-        response = EventStreamHttpResponse(messages)
+        response = EventStreamHttpResponse(messages, request=None)
         assert calls == []
         response.close()
         assert calls == []
@@ -244,7 +247,8 @@ class TestConstruction:
     ) -> None:
         with caplog.at_level(logging.ERROR, logger="sse_response"):
             not_messages: Any = lambda last_id: 5  # noqa: E731
-            assert b"".join(EventStreamHttpResponse(not_messages)) == b""
+            response = EventStreamHttpResponse(not_messages, request=None)
+            assert b"".join(response) == b""
         assert "must return an iterable" in caplog.text
 
 
@@ -259,7 +263,8 @@ class TestIteration:
         response = EventStreamHttpResponse([{"data": "x"}])
         with pytest.raises(RuntimeError, match="async for"):
             iter(response)
-        assert [chunk async for chunk in response] == [b"data: x\n\n"]
+        # The first chunk is empty, so that servers send the headers at once.
+        assert [chunk async for chunk in response] == [b"", b"data: x\n\n"]
 
     async def test_is_async_answers_for_the_caller(self) -> None:
         response = EventStreamHttpResponse([])
@@ -290,8 +295,11 @@ class TestClose:
                 n += 1
                 yield {"data": str(n)}
 
-        response = EventStreamHttpResponse(make_source(kind, endless, probe))
+        response = EventStreamHttpResponse(
+            make_source(kind, endless, probe), request=None
+        )
         chunks = iter(response)
+        assert next(chunks) == b""
         assert next(chunks).startswith(b"data: 1\n\n")
         response.close()
         assert probe.finished.is_set()
@@ -319,6 +327,7 @@ class TestClose:
             heartbeat=None,
         )
         chunks = aiter(response)
+        assert await anext(chunks) == b""
         assert await anext(chunks) == b"data: a\n\n"
         pending = asyncio.ensure_future(anext(chunks))
         await asyncio.to_thread(response.close)
@@ -339,8 +348,9 @@ async def test_closing_does_not_wait_for_a_blocked_sync_source_from_an_async_cal
     async def source(last_event_id: str | None) -> Any:
         return messages
 
-    response = EventStreamHttpResponse(source, heartbeat=None)
+    response = EventStreamHttpResponse(source, request=None, heartbeat=None)
     chunks = aiter(response)
+    assert await anext(chunks) == b""
     assert await anext(chunks) == b"data: a\n\n"
     # The source now blocks behind its gate; closing gives it a grace of one
     # second to reach its next yield, and does not wait for it any longer.
@@ -486,7 +496,7 @@ class TestLimits:
         )
         chunks = aiter(response)
         with caplog.at_level(logging.WARNING, logger="sse_response"):
-            await anext(chunks)
+            assert await anext(chunks) == b""
             # The client stalls: the outbox fills, the source waits, and
             # after send_timeout it is closed.
             assert await wait_for_event(probe.finished)
@@ -506,3 +516,97 @@ async def test_async_views_and_sync_views_both_serve_streams(serve: Serve) -> No
         for protocol in PROTOCOLS:
             call = await PROTOCOLS[protocol](path)
             assert parse((await call.read_to_end()).body) == [ServerSentEvent("x")]
+
+
+class TestWhatCanNeverBeAStream:
+    @pytest.mark.parametrize(
+        "source",
+        ["data: hello", b"data: hello", {"data": "hello"}],
+        ids=["str", "bytes", "dict"],
+    )
+    def test_text_bytes_and_a_single_message_are_refused_at_construction(
+        self, source: Any
+    ) -> None:
+        with pytest.raises(TypeError, match=r"wrap a single message in a list"):
+            EventStreamHttpResponse(source, request=None)
+
+    @pytest.mark.parametrize("container", [list, tuple])
+    def test_a_list_or_tuple_is_checked_at_construction(
+        self, container: Callable[[list[Any]], Any]
+    ) -> None:
+        source = container([{"data": "fine"}, "data: not a message"])
+        with pytest.raises(InvalidMessageError) as caught:
+            EventStreamHttpResponse(source, request=None)
+        assert caught.value.position == 1
+        assert "item 1 of the stream" in str(caught.value)
+        assert "'data: not a message'" in str(caught.value)
+
+    def test_a_bad_message_from_a_generator_is_logged_whole_with_its_position(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        def messages() -> Iterator[Any]:
+            yield {"data": "fine"}
+            yield None
+            yield "data: " + "x" * 500
+
+        with caplog.at_level(logging.ERROR, logger="sse_response"):
+            body = b"".join(EventStreamHttpResponse(messages(), request=None))
+        assert parse(body) == [ServerSentEvent("fine")]
+        [record] = [r for r in caplog.records if r.name == "sse_response"]
+        assert record.exc_info is not None
+        error = record.exc_info[1]
+        assert isinstance(error, InvalidMessageError)
+        assert error.position == 2
+        text = str(error)
+        # Not just its first character, and shortened, saying how long it is.
+        assert "'data: xxx" in text
+        assert "(508 characters)" in text
+        assert len(text) < 400
+
+    def test_a_callable_returning_text_ends_the_stream_with_a_clear_error(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        text_returning: Any = lambda last_event_id: "data: hello"  # noqa: E731
+        with caplog.at_level(logging.ERROR, logger="sse_response"):
+            response = EventStreamHttpResponse(text_returning, request=None)
+            assert b"".join(response) == b""
+        assert "not str" in caplog.text
+
+
+class TestCallableWithoutRequest:
+    def test_warns_saying_how_to_fix_it(self) -> None:
+        def messages(last_event_id: str | None) -> list[Any]:
+            return []
+
+        with pytest.warns(NoRequestWarning, match=r"request=request") as caught:
+            EventStreamHttpResponse(messages).close()
+        # The warning points at the caller's line, not at the library.
+        assert caught[0].filename == __file__
+
+    def test_an_explicit_request_or_none_does_not_warn(self) -> None:
+        def messages(last_event_id: str | None) -> list[Any]:
+            return []
+
+        # filterwarnings = error: a warning here fails the test.
+        EventStreamHttpResponse(messages, request=None).close()
+        request = RequestFactory().get("/", headers={"Last-Event-ID": "7"})
+        EventStreamHttpResponse(messages, request=request).close()
+        EventStreamHttpResponse([], request=None).close()
+        EventStreamHttpResponse([]).close()
+
+
+class TestOpening:
+    @pytest.mark.parametrize("kind", ["sync_iterator", "async_iterator"])
+    def test_the_first_chunk_is_empty_and_comes_before_the_source_yields(
+        self, kind: str, probe: Probe
+    ) -> None:
+        """An empty chunk is what makes WSGI servers send the headers at once."""
+        response = EventStreamHttpResponse(
+            make_source(kind, lambda last: iter([GATE, {"data": "a"}]), probe),
+            heartbeat=None,
+        )
+        chunks = iter(response)
+        assert next(chunks) == b""
+        probe.release()
+        assert next(chunks) == b"data: a\n\n"
+        response.close()

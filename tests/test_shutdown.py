@@ -66,6 +66,7 @@ async def open_stream(probe: Probe) -> tuple[EventStreamHttpResponse, Any]:
         end_retry_ms=2500,
     )
     chunks = aiter(response)
+    assert await anext(chunks) == b""  # the headers go out at once
     assert await anext(chunks) == b"data: a\n\n"
     return response, chunks
 
@@ -94,9 +95,10 @@ async def test_a_signal_ends_open_streams_then_reaches_the_server(
     late = Probe()
     response = EventStreamHttpResponse(
         make_source("async_callable", lambda last: iter([{"data": "b"}]), late),
+        request=None,
         end_retry_ms=700,
     )
-    assert [chunk async for chunk in response] == [b"retry: 700\n"]
+    assert [chunk async for chunk in response] == [b"", b"retry: 700\n"]
     assert not late.started.is_set()
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from django.http import HttpRequest
 
-from sse_response import EventStreamHttpResponse, end_all_streams
+from sse_response import IDLE, EventStreamHttpResponse, end_all_streams
 from tests.support import (
     GATE,
     PROTOCOLS,
@@ -298,3 +300,91 @@ def _returning(value: Any) -> Callable[[str | None], Any]:
         return value
 
     return function
+
+
+class PollingSource:
+    """
+    A source that polls: after its first event it finds nothing new, round
+    after round, and yields IDLE (or, for comparison, None) after each.
+    """
+
+    ROUNDS = 1000
+    PAUSE = 0.005
+
+    def __init__(self, kind: str, nothing: object) -> None:
+        self.kind = kind
+        self.nothing = nothing
+        self.rounds = 0
+        self.enough_rounds = threading.Event()
+        self.finished = threading.Event()
+
+    def _round(self) -> None:
+        self.rounds += 1
+        if self.rounds >= 40:
+            self.enough_rounds.set()
+
+    def sync(self) -> Iterator[Any]:
+        try:
+            yield {"data": "first"}
+            for _ in range(self.ROUNDS):
+                time.sleep(self.PAUSE)
+                self._round()
+                yield self.nothing
+        finally:
+            self.finished.set()
+
+    async def async_(self) -> AsyncIterator[Any]:
+        try:
+            yield {"data": "first"}
+            for _ in range(self.ROUNDS):
+                await asyncio.sleep(self.PAUSE)
+                self._round()
+                yield self.nothing
+        finally:
+            self.finished.set()
+
+    def source(self) -> Any:
+        return self.sync() if self.kind == "sync" else self.async_()
+
+
+@pytest.mark.parametrize("source_kind", ["sync", "async"])
+async def test_idle_sends_nothing_and_lets_the_stream_close_within_a_round(
+    protocol: str, source_kind: str, serve: Serve
+) -> None:
+    polling = PollingSource(source_kind, IDLE)
+    # Under WSGI the server learns of a disconnect when a write fails, so
+    # heartbeats must go on (IDLE is no message: they come on time).
+    path = serve(
+        lambda request: EventStreamHttpResponse(
+            polling.source(), request=request, heartbeat=0.1
+        )
+    )
+    call = await PROTOCOLS[protocol](path)
+    reading = await call.read(events=1)
+    assert await wait_for_event(polling.enough_rounds)
+    await call.read(comments=1)
+    # 40 rounds or more, and only the heartbeats of their time (a comment
+    # per round is what yielding None does, below).
+    assert len(reading.comments) < polling.rounds / 4
+    assert [event.data for event in reading.events] == ["first"]
+
+    await call.disconnect()
+    rounds = polling.rounds
+    assert await wait_for_event(polling.finished)
+    # Closed at its next round, not at the end of its thousand.
+    assert polling.rounds <= rounds + 3
+
+
+async def test_none_still_writes_a_comment_as_in_djblets(serve: Serve) -> None:
+    polling = PollingSource("sync", None)
+    path = serve(
+        lambda request: EventStreamHttpResponse(
+            polling.source(), request=request, heartbeat=None
+        )
+    )
+    call = await PROTOCOLS["asgi"](path)
+    await call.read(events=1)
+    reading = await call.read(comments=20)
+    assert reading.comments[:20] == [""] * 20
+    await call.disconnect()
+    assert await wait_for_event(polling.finished)

@@ -28,3 +28,12 @@ if "SSE_IT_CODE" in os.environ:
 
     sys.path.insert(0, os.environ["SSE_IT_CODE"])
     import reloadme  # type: ignore[import-not-found]  # noqa: F401
+
+# The polling tests (test_polling.py) give the sources a sqlite database.
+if "SSE_IT_DATABASE" in os.environ:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["SSE_IT_DATABASE"],
+        }
+    }

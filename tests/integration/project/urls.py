@@ -8,4 +8,6 @@ urlpatterns = [
     path("status/", views.status),
     path("stream/<str:kind>/", views.stream),
     path("tricky/", views.tricky),
+    path("idle/<str:kind>/", views.idle),
+    path("poll/", views.poll),
 ]

@@ -34,7 +34,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-from sse_response import EventStreamHttpResponse, EventStreamMessage
+from sse_response import IDLE, EventStreamHttpResponse, EventStreamMessage
 from tests.integration.tricky import TRICKY_MESSAGES
 
 SOURCE_KINDS = ("sync_iter", "async_iter", "sync_callable", "async_callable")
@@ -208,7 +208,88 @@ async def status(request: HttpRequest) -> HttpResponse:
                 t.name.startswith("ThreadPoolExecutor") for t in threading.enumerate()
             ),
             "fds": len(os.listdir("/proc/self/fd")),
+            "database_fds": _database_fds(),
             "rss_kb": _proc_status("VmRSS"),
             "tasks": tasks,
         }
     )
+
+
+def _database_fds() -> int:
+    """How many files of the sqlite database (SSE_IT_DATABASE) are open."""
+    database = os.environ.get("SSE_IT_DATABASE")
+    if not database:
+        return 0
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        count += target.startswith(database)
+    return count
+
+
+def idle(request: HttpRequest, kind: str) -> HttpResponseBase:
+    """
+    A stream whose source sends nothing until ``<token>.go`` exists (or
+    MAX_WAIT passed), with the default heartbeat: what a client sees of it
+    at first is the status line and headers alone.
+    """
+    p = Params.of(request)
+    source: Any
+    if kind == "sync":
+
+        def source() -> Iterator[Any]:
+            deadline = time.monotonic() + MAX_WAIT
+            try:
+                while not p.released() and time.monotonic() < deadline:
+                    time.sleep(POLL)
+                    yield IDLE
+            finally:
+                report(p.token, "finally", f"{time.time()} 0")
+
+        return EventStreamHttpResponse(source(), request=request)
+
+    async def asource() -> AsyncIterator[Any]:
+        deadline = time.monotonic() + MAX_WAIT
+        try:
+            while not p.released() and time.monotonic() < deadline:  # noqa: ASYNC110 (the test's flag is a file)
+                await asyncio.sleep(POLL)
+            yield {"data": "released"}
+        finally:
+            report(p.token, "finally", f"{time.time()} 0")
+
+    return EventStreamHttpResponse(asource(), request=request)
+
+
+def poll(request: HttpRequest) -> HttpResponseBase:
+    """
+    The README's polling source: every ``interval`` seconds it queries the
+    database (its own connection, in its pump thread) and yields an event for
+    what is new, or IDLE, which lets the stream close within one round of
+    its client leaving. The first round always has something: ``hello``.
+    """
+    from django.db import connection
+
+    p = Params.of(request)
+
+    def rows() -> Iterator[Any]:
+        sent = 0
+        try:
+            yield {"data": "hello"}
+            deadline = time.monotonic() + MAX_WAIT
+            while time.monotonic() < deadline:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT COUNT(*) FROM sqlite_master")
+                    (tables,) = cursor.fetchone()
+                if tables != 0:
+                    sent += 1
+                    yield {"data": str(tables)}
+                else:
+                    yield IDLE
+                time.sleep(p.interval)
+        finally:
+            report(p.token, "finally", f"{time.time()} {sent}")
+
+    return EventStreamHttpResponse(rows(), request=request)

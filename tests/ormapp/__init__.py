@@ -1,0 +1,1 @@
+"""A tiny app with a model, for the tests of streams that use the ORM."""
