@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import Screenshot, StartServer
 
 OpenTab = Callable[[str], Page]
 
@@ -223,3 +223,28 @@ def test_every_tab_sees_the_errors_and_resumes_after_a_restart(
         expect(tab.locator("#state")).to_have_text("open")
         # Resumed with Last-Event-ID: no gap, no duplicate.
         assert_no_gap_no_duplicate(received(tab))
+
+
+@pytest.mark.timeout(120)
+def test_the_index_says_how_many_tabs_share_the_connection(
+    start_server: StartServer, tabs: OpenTab, screenshot: Screenshot
+) -> None:
+    server = start_server("uvicorn")
+    first = tabs(server.url + "/")
+    expect(first.locator("#shared")).to_contain_text(
+        "1 tab of this browser holds one connection"
+    )
+    expect(first.locator("#shared-transport")).to_have_text("a SharedWorker")
+    second = tabs(server.url + "/")
+    counter = tabs(server.url + "/shared/")
+    for tab in (first, second):
+        expect(tab.locator("#shared-tabs")).to_have_text("3 tabs")
+    expect(counter.locator("#tabs")).to_have_text("3 tabs")
+    # The page's events say what the server holds: one stream connection.
+    expect(counter.locator("#connections")).to_have_text("1 connection")
+    screenshot(counter, "shared")
+
+    counter.close()
+    for tab in (first, second):
+        expect(tab.locator("#shared-tabs")).to_have_text("2 tabs")
+    screenshot(first, "index-shared")
