@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Screenshot, StartServer
+from tests.e2e.conftest import ROOT, Screenshot, StartServer
+from tests.integration.servers import SERVERS, Server
+from tests.integration.tricky import EVENT_TYPES, TRICKY_MESSAGES
 
 OpenTab = Callable[[str], Page]
 
@@ -248,3 +251,62 @@ def test_the_index_says_how_many_tabs_share_the_connection(
     for tab in (first, second):
         expect(tab.locator("#shared-tabs")).to_have_text("2 tabs")
     screenshot(first, "index-shared")
+
+
+SCRIPT = ROOT / "sse_response" / "static" / "sse_response" / "shared-event-source.js"
+
+READ_BOTH = """async ({types, count, transport}) => {
+    await new Promise((resolve, reject) => {
+        const script = document.createElement("script");
+        script.src = "/shared-event-source.js";
+        script.onload = resolve;
+        script.onerror = reject;
+        document.head.append(script);
+    });
+    // The same stream, read by Chromium's EventSource and by ours.
+    const read = (source) => new Promise((resolve) => {
+        const seen = [];
+        for (const type of types) {
+            source.addEventListener(type, (event) => {
+                seen.push([event.type, event.data, event.lastEventId]);
+                if (seen.length === count) {
+                    source.close();
+                    resolve(seen);
+                }
+            });
+        }
+    });
+    return Promise.all([
+        read(new EventSource("/tricky/")),
+        read(new SharedEventSource("/tricky/", {transport})),
+    ]);
+}"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_it_reads_a_tricky_stream_as_event_source_does(
+    transport: str, tmp_path: Path, tabs: OpenTab
+) -> None:
+    with Server(
+        SERVERS["uvicorn-h11"], state=tmp_path / "state", log=tmp_path / "log"
+    ) as server:
+        tab = tabs("about:blank")
+        # The page is the test project's; the script is served as the file.
+        tab.route(
+            "**/shared-event-source.js",
+            lambda route: route.fulfill(
+                body=SCRIPT.read_text(), content_type="text/javascript"
+            ),
+        )
+        tab.goto(server.url("/plain/"))
+        native, shared = tab.evaluate(
+            READ_BOTH,
+            {
+                "types": EVENT_TYPES,
+                "count": len(TRICKY_MESSAGES),
+                "transport": transport,
+            },
+        )
+    assert len(native) == len(TRICKY_MESSAGES)
+    assert shared == native
