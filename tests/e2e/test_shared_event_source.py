@@ -310,3 +310,23 @@ def test_it_reads_a_tricky_stream_as_event_source_does(
         )
     assert len(native) == len(TRICKY_MESSAGES)
     assert shared == native
+
+
+@pytest.mark.timeout(60)
+def test_a_tab_that_saw_no_event_yet_takes_over_where_the_stream_was(
+    start_server: StartServer, tabs: OpenTab
+) -> None:
+    server = start_server("uvicorn")
+    # One event at once, then one every 5 s: the second tab joins, and takes
+    # over, between the first two.
+    url = f"{server.url}/shared/?interval=5&transport=leader"
+    leader = tabs(url)
+    leader.wait_for_function("window.sharedEvents.length === 1")
+    follower = tabs(url)
+    expect(follower.locator("#tabs")).to_have_text("2 tabs")
+    assert received(follower) == []
+    assert leader_lock_holder(follower) is not None
+    leader.close()
+    # It resumes after event 1, which it never saw, rather than from the start.
+    follower.wait_for_function("window.sharedEvents.length >= 1")
+    assert received(follower)[0] == 2

@@ -288,7 +288,13 @@
         });
       }
       stream.members.set(member, size);
-      this.send(member, { kind: "hello", readyState: stream.connection.readyState });
+      // A new member learns where the stream is: should it take the
+      // connection over before any event reaches it, it resumes from there.
+      this.send(member, {
+        kind: "hello",
+        readyState: stream.connection.readyState,
+        lastEventId: stream.connection.lastEventId,
+      });
       this.shareChanged(stream);
     }
 
@@ -420,7 +426,13 @@
 
   function transportFor(requested) {
     const canLead = Boolean(scope.navigator.locks) && typeof scope.BroadcastChannel === "function";
-    const canShare = typeof scope.SharedWorker === "function" && canLead && Boolean(SCRIPT_URL);
+    // A SharedWorker runs a script of the page's own origin only: not this
+    // file from a CDN (STATIC_URL on another host), say.
+    const canShare =
+      typeof scope.SharedWorker === "function" &&
+      canLead &&
+      Boolean(SCRIPT_URL) &&
+      new URL(SCRIPT_URL).origin === scope.location.origin;
     if (requested === "worker" && canShare) {
       return "worker";
     }
@@ -433,6 +445,9 @@
     return canShare ? "worker" : canLead ? "leader" : "direct";
   }
 
+  /** How many of the last events' ids a tab keeps, to skip them after a takeover. */
+  const RECENT_IDS = 100;
+
   /** This tab's SharedEventSources for one stream, and their last event id. */
   class Group {
     constructor(key, url, withCredentials) {
@@ -441,6 +456,7 @@
       this.withCredentials = withCredentials;
       this.sources = new Set();
       this.lastEventId = "";
+      this.recentIds = []; // the last event id after each event, oldest first
       this.readyState = CONNECTING;
       this.sharedBy = 0;
     }
@@ -449,6 +465,10 @@
     receive(message) {
       if (message.kind === "event") {
         this.lastEventId = message.lastEventId;
+        this.recentIds.push(message.lastEventId);
+        if (this.recentIds.length > RECENT_IDS) {
+          this.recentIds.shift();
+        }
         for (const source of Array.from(this.sources)) {
           source._event(message.type, message.data, message.lastEventId);
         }
@@ -456,6 +476,9 @@
         this.setState(OPEN, "open");
       } else if (message.kind === "hello") {
         this.readyState = message.readyState;
+      }
+      if (message.kind === "hello" && this.lastEventId === "" && message.lastEventId) {
+        this.lastEventId = message.lastEventId;
       } else if (message.kind === "error") {
         this.setState(message.readyState, "error");
       } else if (message.kind === "share") {
@@ -544,7 +567,7 @@
       this.channel = new scope.BroadcastChannel(PREFIX + "stream:" + group.key);
       this.channel.onmessage = (event) => this.onMessage(event.data);
       this.epoch = null;
-      this.skipUntil = null;
+      this.ahead = []; // ids this tab has seen past where the leader resumes
       this.hub = null;
       this.stopLeading = null;
       this.watching = new AbortController();
@@ -605,11 +628,14 @@
         return;
       }
       if (message.kind === "epoch") {
-        // A new leader connects with the last id it saw. A tab that saw
-        // more skips the events it already has, up to its own last id.
+        // A new leader connects with the last id it saw, and the server
+        // sends what came after it. A tab that had seen more (events the
+        // old leader passed on before it went) skips those it already has:
+        // the ids it saw after that one, for as long as they come in order.
         this.epoch = message.epoch;
-        const mine = this.group.lastEventId;
-        this.skipUntil = mine !== "" && mine !== message.from ? mine : null;
+        const seen = this.group.recentIds;
+        const at = seen.lastIndexOf(message.from);
+        this.ahead = at === -1 ? [] : seen.slice(at + 1);
         return;
       }
       if (message.to !== "*" && message.to !== TAB) {
@@ -621,11 +647,14 @@
       if (message.epoch !== this.epoch) {
         return; // from a leader that is gone
       }
-      if (message.kind === "event" && this.skipUntil !== null) {
-        if (message.lastEventId === this.skipUntil) {
-          this.skipUntil = null;
+      if (message.kind === "event" && this.ahead.length > 0) {
+        if (message.lastEventId === this.ahead[0]) {
+          this.ahead.shift();
+          return; // this tab has it already
         }
-        return;
+        // Not what this tab saw next (a server that does not resume):
+        // pass everything on from here, as an EventSource would.
+        this.ahead = [];
       }
       this.group.receive(message);
     }
