@@ -330,3 +330,26 @@ def test_a_tab_that_saw_no_event_yet_takes_over_where_the_stream_was(
     # It resumes after event 1, which it never saw, rather than from the start.
     follower.wait_for_function("window.sharedEvents.length >= 1")
     assert received(follower)[0] == 2
+
+
+FAIL_BOTH = """async (transport) => {
+    const failure = (source) => new Promise((resolve) => {
+        source.onerror = () => resolve(source.readyState);
+    });
+    return Promise.all([
+        failure(new EventSource("/no-such-stream/")),
+        failure(new SharedEventSource("/no-such-stream/", {transport})),
+    ]);
+}"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_stream_that_is_not_there_fails_for_good_in_every_tab(
+    transport: str, start_server: StartServer, tabs: OpenTab
+) -> None:
+    server = start_server("uvicorn")
+    opened = [tabs(f"{server.url}/shared/?transport={transport}") for _ in range(2)]
+    for tab in opened:
+        # A 404 is no event stream: EventSource gives up, readyState CLOSED.
+        assert tab.evaluate(FAIL_BOTH, transport) == [2, 2]

@@ -101,8 +101,8 @@
     }
 
     async read(response, abort) {
-      const type = (response.headers.get("Content-Type") || "").split(";")[0];
-      if (response.status !== 200 || type.trim().toLowerCase() !== "text/event-stream") {
+      const contentType = (response.headers.get("Content-Type") || "").split(";")[0];
+      if (response.status !== 200 || contentType.trim().toLowerCase() !== "text/event-stream") {
         // EventSource gives up for good on such a response.
         abort.abort();
         if (this.abort === abort) {
@@ -115,7 +115,18 @@
       }
       this.readyState = OPEN;
       this.sink.open();
-      const parser = new EventStreamParser((field, value) => this.field(field, value));
+      // The last event id carries over from one connection to the next.
+      const parser = new EventStreamParser(this.lastEventId, {
+        event: (type, data, lastEventId) => {
+          this.lastEventId = lastEventId;
+          if (data !== null) {
+            this.sink.event(type, data, lastEventId);
+          }
+        },
+        retry: (milliseconds) => {
+          this.retryMs = milliseconds;
+        },
+      });
       const reader = response.body.getReader();
       // TextDecoder drops a leading byte order mark, as the standard says.
       const decoder = new TextDecoder("utf-8");
@@ -131,20 +142,6 @@
         // A network error: reconnect, as at the end of the stream.
       }
       this.dropped(abort);
-    }
-
-    field(name, value) {
-      if (name === "retry") {
-        if (/^[0-9]+$/.test(value)) {
-          this.retryMs = parseInt(value, 10);
-        }
-      } else if (name === "dispatch") {
-        // value: [type, data, id]; the id is kept even when nothing is sent.
-        this.lastEventId = value[2];
-        if (value[1] !== null) {
-          this.sink.event(value[0], value[1], this.lastEventId);
-        }
-      }
     }
 
     /** The connection ended or failed: reconnect after the retry time. */
@@ -180,17 +177,18 @@
 
   /**
    * The text/event-stream parser of the WHATWG standard: lines end with CR,
-   * LF or CRLF; an empty line dispatches the event being built.
+   * LF or CRLF; an empty line dispatches the event being built. It calls
+   * `on.event(type, data, lastEventId)` for each (data is null when the
+   * event had none: only its id counts then) and `on.retry(milliseconds)`.
    */
   class EventStreamParser {
-    constructor(onField) {
-      this.onField = onField;
-      this.buffer = "";
+    constructor(lastEventId, on) {
+      this.on = on;
+      this.buffer = ""; // the start of a line whose end has not come yet
       this.afterCR = false;
       this.data = [];
       this.type = "";
-      this.id = null; // the id of the event being built, if it had one
-      this.lastId = "";
+      this.lastId = lastEventId;
     }
 
     feed(text) {
@@ -240,14 +238,14 @@
         if (!value.includes("\0")) {
           this.lastId = value;
         }
-      } else if (name === "retry") {
-        this.onField("retry", value);
+      } else if (name === "retry" && /^[0-9]+$/.test(value)) {
+        this.on.retry(parseInt(value, 10));
       }
     }
 
     dispatch() {
       const data = this.data.length ? this.data.join("\n") : null;
-      this.onField("dispatch", [this.type || "message", data, this.lastId]);
+      this.on.event(this.type || "message", data, this.lastId);
       this.data = [];
       this.type = "";
     }
