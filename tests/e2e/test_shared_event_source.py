@@ -284,7 +284,8 @@ READ_BOTH = """async ({types, count, transport}) => {
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("transport", TRANSPORTS)
+# "direct" too: a plain EventSource, whose named events it passes on.
+@pytest.mark.parametrize("transport", [*TRANSPORTS, "direct"])
 def test_it_reads_a_tricky_stream_as_event_source_does(
     transport: str, tmp_path: Path, tabs: OpenTab
 ) -> None:
