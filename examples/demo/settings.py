@@ -24,7 +24,7 @@ BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "sse_response demo (not secret: do not deploy)"
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
-INSTALLED_APPS = ["sse_response"]
+INSTALLED_APPS = ["django.contrib.staticfiles", "sse_response"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "demo.urls"
 TEMPLATES = [
@@ -40,6 +40,8 @@ TEMPLATES = [
 # No database: the resumable counter keeps its state in the event ids.
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
+# shared-event-source.js, served by the demo itself (DEBUG is on).
+STATIC_URL = "static/"
 
 #: Seconds without an event before a stream sends a heartbeat comment.
 SSE_DEMO_HEARTBEAT = _heartbeat(os.environ.get("SSE_DEMO_HEARTBEAT", "15"))

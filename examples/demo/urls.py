@@ -1,3 +1,4 @@
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 
 from demo import views
@@ -10,4 +11,8 @@ urlpatterns = [
     path("ticker/stream/", views.ticker_stream, name="ticker-stream"),
     path("counter/", views.counter_page, name="counter"),
     path("counter/stream/", views.counter_stream, name="counter-stream"),
+    path("shared/", views.shared_page, name="shared"),
+    path("shared/stream/", views.shared_stream, name="shared-stream"),
 ]
+# Serves shared-event-source.js (and only while DEBUG is on).
+urlpatterns += staticfiles_urlpatterns()

@@ -6,7 +6,9 @@ Each page is plain HTML whose script opens an ``EventSource`` on a stream:
 * ``/progress/``: a long task reports its progress from a sync generator;
 * ``/ticker/``: live prices from an async generator;
 * ``/counter/``: a counter whose state lives in the event ids, so that it
-  goes on where it was when the server restarts.
+  goes on where it was when the server restarts;
+* ``/shared/``: a counter every tab of the browser reads through one
+  connection, with ``SharedEventSource`` (sse_response's static file).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -166,3 +169,51 @@ async def counter_stream(request: HttpRequest) -> EventStreamHttpResponse:
     return EventStreamHttpResponse(
         count_from, request=request, heartbeat=heartbeat(), end_retry_ms=500
     )
+
+
+# 4. One connection for every tab: SharedEventSource.
+#
+# On HTTP/1.1 a browser holds at most 6 connections to a site, for all its
+# tabs together, and each open stream keeps one. The page loads
+# sse_response/shared-event-source.js: all its tabs share one connection to
+# this stream. Each event says how many of these streams this process holds,
+# so the page shows that ten tabs cost the server one connection.
+
+_shared_streams = 0
+_shared_streams_lock = threading.Lock()
+
+
+def _count_shared_streams(change: int) -> int:
+    global _shared_streams
+    with _shared_streams_lock:
+        _shared_streams += change
+        return _shared_streams
+
+
+def shared_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "shared.html")
+
+
+async def shared_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    interval = _number(request, "interval", 1.0, 0.05, 60)
+
+    async def count_from(
+        last_event_id: str | None,
+    ) -> AsyncIterator[EventStreamMessage]:
+        n = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        connections = _count_shared_streams(+1)
+        try:
+            yield {"retry_ms": 500, "comment": "shared by the tabs of this browser"}
+            while True:
+                n += 1
+                yield {
+                    "id": str(n),
+                    "event": "count",
+                    "data": {"n": n, "connections": connections},
+                }
+                await asyncio.sleep(interval)
+                connections = _count_shared_streams(0)
+        finally:
+            _count_shared_streams(-1)
+
+    return EventStreamHttpResponse(count_from, request=request, heartbeat=heartbeat())

@@ -220,3 +220,43 @@ def screenshot(tmp_path: Path) -> Screenshot:
         return path
 
     return take
+
+
+browser_figures_key = pytest.StashKey[list[tuple[str, str]]]()
+
+
+@pytest.fixture(scope="session")
+def browser_figures(request: pytest.FixtureRequest) -> list[tuple[str, str]]:
+    """Record a figure a browser test measured: ``browser_figures.append(...)``."""
+    return request.config.stash.setdefault(browser_figures_key, [])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    figures = terminalreporter.config.stash.get(browser_figures_key, [])
+    if figures:
+        terminalreporter.section("browser figures")
+        width = max(len(what) for what, _ in figures)
+        for what, value in sorted(figures):
+            terminalreporter.write_line(f"{what:<{width}}  {value}")
+
+
+@pytest.fixture
+def tabs(browser: Browser) -> Iterator[Callable[[str], Page]]:
+    """
+    Open tabs of one browser profile: ``tabs(url)`` opens one more. They share
+    what tabs of a profile share (SharedWorkers, Web Locks, connections); the
+    test fails if a script on any of them throws.
+    """
+    context = browser.new_context(viewport={"width": 1100, "height": 760})
+    context.set_default_timeout(PAGE_TIMEOUT)
+    errors: list[str] = []
+
+    def open_tab(url: str) -> Page:
+        tab = context.new_page()
+        tab.on("pageerror", lambda error: errors.append(str(error)))
+        tab.goto(url)
+        return tab
+
+    yield open_tab
+    context.close()
+    assert not errors, f"errors in the pages: {errors}"
