@@ -47,11 +47,13 @@ class Subscriber:
     __slots__ = (
         "_waiter",
         "channels",
+        "epoch",
         "items",
         "limit",
         "loop",
         "overflowed",
         "size",
+        "starts",
     )
 
     def __init__(self, channels: tuple[str, ...], limit: int) -> None:
@@ -63,6 +65,16 @@ class Subscriber:
         self.size = 0
         self.overflowed = False
         self._waiter: asyncio.Future[None] | None = None
+        #: The epoch, and the position on each channel, after which every
+        #: item reaches this subscriber: set by the hub, under its lock, when
+        #: each becomes known.
+        self.epoch: str | None = None
+        self.starts: dict[str, int] = {}
+
+    @property
+    def started(self) -> bool:
+        """Whether its epoch and its start on every channel are known."""
+        return self.epoch is not None and len(self.starts) == len(self.channels)
 
 
 def _wake(futures: Iterable[asyncio.Future[None]]) -> None:
@@ -105,6 +117,7 @@ class LocalHub:
         """Add ``subscriber``; return its channels whose position is unknown."""
         unknown = []
         with self.lock:
+            subscriber.epoch = self.epoch
             for channel in subscriber.channels:
                 state = self._channels.get(channel)
                 if state is None:
@@ -112,6 +125,8 @@ class LocalHub:
                 state.subscribers[subscriber] = None
                 if state.position is None:
                     unknown.append(channel)
+                else:
+                    subscriber.starts[channel] = state.position
             if unknown:
                 self.changed.notify_all()
         return unknown
@@ -145,6 +160,8 @@ class LocalHub:
                 return None
             if state.position is None:
                 state.position = position
+                for subscriber in state.subscribers:
+                    subscriber.starts[channel] = position
                 self.changed.notify_all()
             return state.position
 
@@ -157,10 +174,16 @@ class LocalHub:
                 if state.position is not None
             }
 
-    def subscriber_count(self) -> int:
+    def subscriber_count(self, *, started: bool = False) -> int:
+        """How many subscribers there are (``started``: whose start is known)."""
         with self.lock:
             return len(
-                {sub for state in self._channels.values() for sub in state.subscribers}
+                {
+                    sub
+                    for state in self._channels.values()
+                    for sub in state.subscribers
+                    if sub.started or not started
+                }
             )
 
     # Delivery, from any thread.
@@ -207,13 +230,17 @@ class LocalHub:
                 return
             first = self.epoch is None
             self.epoch = epoch
-            if first:
-                return
-            subscribers: dict[Subscriber, None] = {}
+            told: dict[Subscriber, None] = {}
             for state in self._channels.values():
-                state.position = 0
-                subscribers.update(state.subscribers)
-            self._push(subscribers, [(EPOCH, "", 0, epoch)])
+                if not first:
+                    state.position = 0
+                for subscriber in state.subscribers:
+                    if subscriber.epoch is None:
+                        subscriber.epoch = epoch
+                    elif not first:
+                        told[subscriber] = None
+            if told:
+                self._push(told, [(EPOCH, "", 0, epoch)])
 
     def _push(self, subscribers: Iterable[Subscriber], items: list[Item]) -> None:
         # Called with the lock held.

@@ -72,8 +72,10 @@ class MemoryBackend(BaseBackend):
         with self.hub.lock:
             for channel in self.hub.add(subscriber):
                 self.hub.set_position(channel, self._log(channel).last_seq)
-            starts = [self._log(channel).last_seq for channel in subscriber.channels]
-        return Snapshot(self.epoch, starts)
+            return Snapshot(
+                self.epoch,
+                [subscriber.starts[channel] for channel in subscriber.channels],
+            )
 
     async def read(self, channel: str, after: int, limit: int) -> Page:
         with self.hub.lock:

@@ -119,6 +119,8 @@ class RedisBackend(BaseBackend):
         self.prefix = str(self.options.get("prefix", "sse_response"))
         self.socket_timeout = float(self.options.get("socket_timeout", 5.0))
         self.block_ms = int(self.options.get("block_ms", 1000))
+        #: The names of the connections (CLIENT LIST shows them).
+        self.client_name = f"{self.prefix}-{os.getpid()}"
         self._epoch_key = f"{self.prefix}:epoch"
         self._channel_prefix = f"{self.prefix}:channel:"
         # No retries: a command resent after a lost reply could store an
@@ -132,6 +134,7 @@ class RedisBackend(BaseBackend):
                 socket_timeout=self.socket_timeout,
                 socket_connect_timeout=min(self.socket_timeout, 2.0),
                 retry=Retry(NoBackoff(), 0),
+                client_name=f"{self.client_name}-publish",
             )
         )
         self._append_script = self._commands.register_script(_APPEND)
@@ -167,13 +170,16 @@ class RedisBackend(BaseBackend):
     async def attach(self, subscriber: Subscriber) -> Snapshot:
         self._start_reader()
         unknown = self.hub.add(subscriber)
-        if unknown or self.hub.epoch is None:
+        if not subscriber.started:
             await asyncio.to_thread(self._prepare, unknown)
         with self.hub.lock:
-            epoch = self.hub.epoch
-            starts = [self.hub.position(channel) for channel in subscriber.channels]
-        assert epoch is not None
-        return Snapshot(epoch, [start or 0 for start in starts])
+            if not subscriber.started:
+                raise BroadcastError(f"Redis at {self.url} cannot be reached.")
+            assert subscriber.epoch is not None
+            return Snapshot(
+                subscriber.epoch,
+                [subscriber.starts[channel] for channel in subscriber.channels],
+            )
 
     def _prepare(self, channels: list[str]) -> None:
         """Wait for the reader, and find where the new ``channels`` stand."""
@@ -245,6 +251,7 @@ class RedisBackend(BaseBackend):
             socket_connect_timeout=min(self.socket_timeout, 2.0),
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
+            client_name=f"{self.client_name}-read",
         )
         try:
             self._reader_id = int(connection.client_id())

@@ -1,9 +1,10 @@
-"""Fixtures of the broadcast tests: a fresh MemoryBackend per test."""
+"""Fixtures of the broadcast tests: a fresh backend per test, a real redis-server."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.test import override_settings
 
 from sse_response.broadcast import get_backend
 from sse_response.broadcast.base import BaseBackend
+from tests.broadcast.redis_server import RedisServer
 
 UseBackend = Callable[..., BaseBackend]
 
@@ -35,3 +37,26 @@ def use_memory_backend() -> Iterator[UseBackend]:
 def memory_backend(use_memory_backend: UseBackend) -> BaseBackend:
     """A new MemoryBackend with the default options."""
     return use_memory_backend()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (see redis_server.py)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def redis_backend(redis_server: RedisServer) -> Iterator[BaseBackend]:
+    """The process's backend: a RedisBackend on this test's redis-server."""
+    setting = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": redis_server.url,
+        "OPTIONS": {"history": 1000},
+    }
+    with override_settings(SSE_RESPONSE_BROADCAST=setting):
+        yield get_backend()

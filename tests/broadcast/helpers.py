@@ -29,10 +29,13 @@ def streaming(
 
 
 async def attached(backend: BaseBackend, count: int) -> None:
-    """Wait until ``count`` streams listen to ``backend`` in this process."""
+    """
+    Wait until ``count`` streams listen to ``backend`` in this process, each
+    with its start known: every event published from then on reaches them.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
-    while backend.hub.subscriber_count() != count:
+    while backend.hub.subscriber_count(started=True) != count:
         assert loop.time() < deadline, f"{count} streams never attached"
         await asyncio.sleep(0.005)
 
