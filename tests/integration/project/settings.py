@@ -20,3 +20,10 @@ LOGGING_CONFIG = None
 
 if "SSE_IT_MAX_SYNC_STREAMS" in os.environ:
     SSE_RESPONSE_MAX_SYNC_STREAMS = int(os.environ["SSE_IT_MAX_SYNC_STREAMS"])
+
+if "SSE_IT_REDIS_URL" in os.environ:
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": os.environ["SSE_IT_REDIS_URL"],
+        "OPTIONS": {"history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000"))},
+    }

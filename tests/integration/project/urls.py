@@ -7,4 +7,7 @@ urlpatterns = [
     path("status/", views.status),
     path("stream/<str:kind>/", views.stream),
     path("tricky/", views.tricky),
+    path("broadcast/", views.broadcast),
+    path("broadcast/publish/", views.broadcast_publish),
+    path("broadcast/apublish/", views.broadcast_apublish),
 ]
