@@ -10,4 +10,7 @@ urlpatterns = [
     path("ticker/stream/", views.ticker_stream, name="ticker-stream"),
     path("counter/", views.counter_page, name="counter"),
     path("counter/stream/", views.counter_stream, name="counter-stream"),
+    path("broadcast/", views.broadcast_page, name="broadcast"),
+    path("broadcast/stream/", views.broadcast_stream, name="broadcast-stream"),
+    path("broadcast/post/", views.broadcast_post, name="broadcast-post"),
 ]

@@ -6,13 +6,16 @@ Each page is plain HTML whose script opens an ``EventSource`` on a stream:
 * ``/progress/``: a long task reports its progress from a sync generator;
 * ``/ticker/``: live prices from an async generator;
 * ``/counter/``: a counter whose state lives in the event ids, so that it
-  goes on where it was when the server restarts.
+  goes on where it was when the server restarts;
+* ``/broadcast/``: a message posted in one window appears in every open
+  window (``sse_response.broadcast``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -162,3 +165,48 @@ async def counter_stream(request: HttpRequest) -> EventStreamHttpResponse:
             yield {"id": str(n), "event": "count", "data": n}
 
     return EventStreamHttpResponse(count_from, request=request, heartbeat=heartbeat())
+
+
+# 4. Broadcast: a message posted in one window appears in every open window.
+#
+# The POST view publishes to a channel; each page's stream subscribed to it.
+# Under `make demo` the history lives in the process (MemoryBackend); with
+# SSE_DEMO_REDIS set, in Redis, so that every worker of a gunicorn with
+# several processes sends every message (see demo/settings.py).
+
+BROADCAST_CHANNEL = "demo-board"
+
+
+def broadcast_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "broadcast.html", channel=BROADCAST_CHANNEL)
+
+
+def broadcast_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    from sse_response.broadcast import subscribe
+
+    return EventStreamHttpResponse(
+        subscribe(BROADCAST_CHANNEL), request=request, heartbeat=heartbeat()
+    )
+
+
+def broadcast_post(request: HttpRequest) -> HttpResponse:
+    """Publish the posted ``text`` (a sync view: publish() returns once stored)."""
+    from sse_response.broadcast import publish
+
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    text = request.POST.get("text", "").strip()[:500]
+    if not text:
+        return HttpResponse("Nothing to post.", status=400)
+    event_id = publish(
+        BROADCAST_CHANNEL,
+        {
+            "event": "post",
+            "data": {
+                "text": text,
+                "author": request.POST.get("author", "")[:40],
+                "pid": os.getpid(),
+            },
+        },
+    )
+    return HttpResponse(event_id, status=201)
