@@ -405,7 +405,41 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
             f"{lost} |"
         )
     (RESULTS / "fanout.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "fanout.svg").write_text(plot(rows))
     print("\n".join(lines))
+
+
+def plot(rows: list[dict[str, Any]]) -> str:
+    """Two bar charts, p99 latency and delivered events/s, as a plain SVG."""
+    width, bar, gap, top = 360, 28, 14, 40
+    charts = [
+        ("p99 publish-to-receipt latency, ms", "p99_ms", "{:,.0f} ms"),
+        ("delivered events/s (burst)", "delivered_per_s", "{:,.0f}"),
+    ]
+    height = top + len(rows) * (bar + gap) + 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * (width + 220)}" '
+        f'height="{height}" font-family="sans-serif" font-size="12">'
+    ]
+    for chart, (title, key, text) in enumerate(charts):
+        left = chart * (width + 220) + 150
+        largest = max(float(row[key]) for row in rows) or 1.0
+        parts.append(f'<text x="{left}" y="20" font-weight="bold">{title}</text>')
+        for index, row in enumerate(rows):
+            y = top + index * (bar + gap)
+            length = width * float(row[key]) / largest
+            label = f"{row['backend']}, {row['subscribers']:,}"
+            colour = "#2f6fdf" if row["backend"] == "memory" else "#c63a3a"
+            parts.append(
+                f'<text x="{left - 8}" y="{y + bar * 0.65}" text-anchor="end">'
+                f"{label}</text>"
+                f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" '
+                f'fill="{colour}"/>'
+                f'<text x="{left + length + 6:.1f}" y="{y + bar * 0.65}">'
+                f"{text.format(float(row[key]))}</text>"
+            )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
 
 
 def main() -> None:

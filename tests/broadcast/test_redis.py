@@ -176,3 +176,33 @@ async def test_redis_killed_and_restarted_empty(
         assert got == [*range(50), "reset", *range(50, 60)]
         await call.disconnect()
     assert time.monotonic() - back < 5
+
+
+async def test_a_replay_of_1000_events_takes_one_round_trip_per_500(
+    redis_backend: BaseBackend, redis_server: RedisServer, serve: Serve
+) -> None:
+    """Each read of a replay is one pipelined round trip (XRANGE COUNT 500)."""
+    reads: list[int] = []
+    read = redis_backend.read
+
+    async def counting_read(channel: str, after: int, limit: int) -> Any:
+        page = await read(channel, after, limit)
+        reads.append(len(page.entries))
+        return page
+
+    redis_backend.read = counting_read  # type: ignore[method-assign]
+    ids = await publish_numbers("orders", range(1, 1002))
+    with redis_server.client() as admin:
+        commands_before = admin.info("stats")["total_commands_processed"]
+    call = await PROTOCOLS["asgi"](
+        serve(streaming("orders")), headers={"Last-Event-ID": ids[0]}
+    )
+    assert numbers((await call.read(events=1000)).events) == list(range(2, 1002))
+    await call.disconnect()
+    assert reads == [500, 500]
+    with redis_server.client() as admin:
+        commands = admin.info("stats")["total_commands_processed"] - commands_before
+    # Two pages of two commands each (XRANGE, XREVRANGE), plus the new
+    # channel's position (XREVRANGE), CLIENT UNBLOCK, the reader's XREADs and
+    # these INFO calls: far fewer than one command per event.
+    assert commands < 40, commands
