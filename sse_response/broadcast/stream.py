@@ -100,8 +100,12 @@ class Subscription:
         subscriber = Subscriber(self.channels, backend.buffer)
         try:
             snapshot = await backend.attach(subscriber)
-        except BroadcastError as exc:
+        except BaseException as exc:
+            # Cancelled (the client left) or failed while subscribing: the
+            # hub must not keep it.
             backend.detach(subscriber)
+            if not isinstance(exc, BroadcastError):
+                raise
             logger.warning(
                 "A stream of %s could not subscribe (%s); its client will retry.",
                 ", ".join(self.channels),
