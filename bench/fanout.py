@@ -6,6 +6,7 @@ publishing. See bench/README.md, "Fan-out".
     python bench/fanout.py                       # memory and Redis, 1k and 10k
     python bench/fanout.py --subscribers 1000    # one size only
     python bench/fanout.py publish URL FIRST COUNT INTERVAL   # the Redis publisher
+    python bench/fanout.py merge A.json B.json ...             # several runs as one
 
 Writes bench/results/fanout.json and bench/results/fanout.md.
 """
@@ -110,9 +111,13 @@ def redis_server(scratch: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def uvicorn(
-    python: str, scratch: Path, env: dict[str, str]
+    python: str,
+    scratch: Path,
+    env: dict[str, str],
+    app: str = "djproject.asgi:application",
+    lifespan: str = "off",
 ) -> Iterator[tuple[int, int]]:
-    """A uvicorn process serving the bench project; yields (port, pid)."""
+    """A uvicorn process serving ``app`` (the bench project); yields (port, pid)."""
     port = free_port()
     log = (scratch / "server.log").open("ab")
     process = subprocess.Popen(
@@ -120,7 +125,7 @@ def uvicorn(
             python,
             "-m",
             "uvicorn",
-            "djproject.asgi:application",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -135,7 +140,7 @@ def uvicorn(
             "--backlog",
             "4096",
             "--lifespan",
-            "off",
+            lifespan,
         ],
         cwd=APPS,
         env={
@@ -154,7 +159,6 @@ def uvicorn(
     finally:
         stop(process)
         log.close()
-        shutil.copyfile(scratch / "server.log", RESULTS / "tmp-fanout-server.log")
 
 
 def get(port: int, path: str, timeout: float = 120) -> str:
@@ -224,40 +228,90 @@ def idle_rss_per_stream(python: str, count: int, scratch: Path) -> float:
     return (after - before) / count
 
 
-def warm_up(python: str, port: int, path: str, scratch: Path) -> None:
+def warm_up(
+    python: str, port: int, path: str, scratch: Path, counted: str = "/fanout/open/"
+) -> None:
     clients = start_clients(python, port, path, 20, 0, scratch)
-    wait_until(port, "/fanout/open/", 20)
+    wait_until(port, counted, 20)
     release(clients)
     time.sleep(0.5)
 
 
-def redis_connections(url: str, pid: int) -> int:
+def redis_connections(url: str, pid: int | None) -> int:
+    """The server's connections (ours are named; a peer's: all but this one)."""
     import redis
 
     with redis.Redis.from_url(url) as client:
+        entries = client.client_list()
+        if pid is None:
+            return len(entries) - 1
         return sum(
             1
-            for entry in client.client_list()
+            for entry in entries
             if str(entry.get("name", "")).startswith(f"sse_response-{pid}-")
         )
 
 
-def run_row(python: str, backend: str, count: int, scratch: Path) -> dict[str, Any]:
+#: sse_response's rows.
+OURS = ("memory", "redis")
+
+#: The peers' rows: the stream's path and the view that counts its streams.
+PEERS = {
+    "broadcaster": ("/fanout/", "/fanout/count/"),
+    "eventstream": ("/eventstream/", "/fanout/eventstream-count/"),
+}
+
+
+def run_row(
+    python: str, backend: str, count: int, scratch: Path, peer_python: str = ""
+) -> dict[str, Any]:
+    peer = backend in PEERS
+    path, counted = PEERS.get(backend, ("/fanout/", "/fanout/open/"))
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         url = ""
-        if backend == "redis":
+        if backend != "memory":
             url = stack.enter_context(redis_server(scratch))
             env["BENCH_REDIS_URL"] = url
-        port, pid = stack.enter_context(uvicorn(python, scratch, env))
-        warm_up(python, port, "/fanout/", scratch)
+        redis_port = url.rsplit(":", 1)[1].split("/")[0] if url else ""
+        if backend == "eventstream":
+            server = uvicorn(
+                peer_python, scratch, {"BENCH_EVENTSTREAM_REDIS_PORT": redis_port}
+            )
+        elif backend == "broadcaster":
+            server = uvicorn(
+                peer_python, scratch, env, "fanout_broadcaster:app", lifespan="on"
+            )
+        else:
+            server = uvicorn(python, scratch, env)
+        port, pid = stack.enter_context(server)
+        warm_up(python, port, path, scratch, counted=counted)
         before = rss(pid)
-        clients = start_clients(python, port, "/fanout/", count, PACED + BURST, scratch)
-        wait_until(port, "/fanout/count/", count)
+        clients = start_clients(python, port, path, count, PACED + BURST, scratch)
+        wait_until(port, counted if peer else "/fanout/count/", count)
         time.sleep(1.0)
         rss_per_subscriber = (rss(pid) - before) / count
-        connections = redis_connections(url, pid) if url else 0
-        if backend == "memory":
+        connections = redis_connections(url, None if peer else pid) if url else 0
+        phases = ((1, PACED, PACED_INTERVAL), (PACED + 1, BURST, 0.0))
+        if backend == "eventstream":
+            for first, number, interval in phases:
+                subprocess.run(
+                    [
+                        peer_python,
+                        str(Path(__file__)),
+                        "publish-eventstream",
+                        redis_port,
+                        str(first),
+                        str(number),
+                        str(interval),
+                    ],
+                    check=True,
+                    timeout=120,
+                )
+        elif backend == "broadcaster":
+            for first, number, interval in phases:
+                publish_raw(url, first, number, interval)
+        elif backend == "memory":
             get(port, f"/fanout/publish/?count={PACED}&interval={PACED_INTERVAL}")
             get(port, f"/fanout/publish/?count={BURST}&interval=0&first={PACED + 1}")
         else:
@@ -370,6 +424,34 @@ def publish_main(url: str, first: int, count: int, interval: float) -> None:
             time.sleep(interval)
 
 
+def publish_eventstream(port: str, first: int, count: int, interval: float) -> None:
+    """django-eventstream's publisher: send_event, through its Redis mode."""
+    os.environ["BENCH_EVENTSTREAM_REDIS_PORT"] = port
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+    sys.path.insert(0, str(APPS))
+    import django
+
+    django.setup()
+    from django_eventstream import send_event
+
+    for n in range(first, first + count):
+        send_event("bench", "message", {"n": n, "at": time.time()})
+        if interval:
+            time.sleep(interval)
+
+
+def publish_raw(url: str, first: int, count: int, interval: float) -> None:
+    """broadcaster's publisher: a Redis PUBLISH, what broadcaster listens to."""
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        for n in range(first, first + count):
+            text = json.dumps({"n": n, "at": time.time()}, separators=(",", ":"))
+            client.publish("bench", text)
+            if interval:
+                time.sleep(interval)
+
+
 def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
     RESULTS.mkdir(exist_ok=True)
     data = {
@@ -389,7 +471,8 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        plain = idle.get(row["subscribers"])
+        # A plain stream of sse_response: a baseline for sse_response's rows only.
+        plain = idle.get(row["subscribers"]) if row["backend"] in OURS else None
         extra = (
             (row["rss_per_subscriber_bytes"] - plain) / 1024
             if plain is not None
@@ -401,7 +484,7 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
             f"{row['p99_ms']:.0f} | {row['max_ms']:.0f} | "
             f"{row['last_subscriber_ms_median']:.0f} | {row['delivered_per_s']:,.0f} | "
             f"{row['rss_per_subscriber_bytes'] / 1024:.1f} | {extra:.1f} | "
-            f"{row['redis_connections'] if row['backend'] == 'redis' else '-'} | "
+            f"{row['redis_connections'] if row['backend'] != 'memory' else '-'} | "
             f"{lost} |"
         )
     (RESULTS / "fanout.md").write_text("\n".join(lines) + "\n")
@@ -442,15 +525,40 @@ def plot(rows: list[dict[str, Any]]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def merge(paths: list[Path]) -> None:
+    """Write the results of several runs (their fanout.json files) as one."""
+    rows: list[dict[str, Any]] = []
+    idle: dict[int, float] = {}
+    for path in paths:
+        data = json.loads(path.read_text())
+        rows.extend(data["rows"])
+        idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
+    order = ["memory", "redis", "broadcaster", "eventstream"]
+    rows.sort(key=lambda row: (row["subscribers"], order.index(row["backend"])))
+    write(rows, idle)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "publish":
         url, first, count, interval = sys.argv[2:6]
         publish_main(url, int(first), int(count), float(interval))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "merge":
+        merge([Path(name) for name in sys.argv[2:]])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "publish-eventstream":
+        port, first, count, interval = sys.argv[2:6]
+        publish_eventstream(port, int(first), int(count), float(interval))
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--backends", nargs="*", default=["memory", "redis"])
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument(
+        "--peer-python",
+        default="",
+        help="the interpreter of a venv with the peers (see bench/README.md)",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -459,10 +567,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:
         scratch = Path(tmp)
         for count in args.subscribers:
-            idle[count] = idle_rss_per_stream(args.python, count, scratch)
+            if set(args.backends) & {"memory", "redis"}:
+                idle[count] = idle_rss_per_stream(args.python, count, scratch)
             for backend in args.backends:
                 print(f"fanout: {backend}, {count} subscribers", flush=True)
-                rows.append(run_row(args.python, backend, count, scratch))
+                rows.append(
+                    run_row(args.python, backend, count, scratch, args.peer_python)
+                )
                 print(json.dumps(rows[-1]), flush=True)
     write(rows, idle)
 

@@ -24,11 +24,15 @@ import time
 
 from client import install_fast_loop, raise_fd_limit
 
-_AT = re.compile(rb'"n":(\d+),"at":([0-9.]+)')
+_AT = re.compile(rb'"n": ?(\d+), ?"at": ?([0-9.]+)')
 DEADLINE = 300.0
 
 #: When each event was published (the ``at`` in its data), by number.
 ats: dict[int, float] = {}
+#: Once events flow, the client gives up after this many seconds without one
+#: (a peer that loses events would otherwise be waited for until DEADLINE).
+QUIET = 20.0
+last_receipt = 0.0
 
 
 class Subscriber(asyncio.Protocol):
@@ -54,7 +58,8 @@ class Subscriber(asyncio.Protocol):
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        now = time.time()
+        global last_receipt
+        now = last_receipt = time.time()
         if not self.headed:
             self.headed = True
             if not self.head.done():
@@ -117,7 +122,12 @@ async def main(
         # Hold the streams until told (stdin closes).
         await asyncio.to_thread(sys.stdin.readline)
     elif dones:
-        await asyncio.wait(dones, timeout=DEADLINE)
+        deadline = time.monotonic() + DEADLINE
+        pending = set(dones)
+        while pending and time.monotonic() < deadline:
+            _done, pending = await asyncio.wait(pending, timeout=1.0)
+            if last_receipt and time.time() - last_receipt > QUIET:
+                break
     missing = sum(
         1 for done in dones if not done.done() or done.exception() is not None
     )

@@ -36,3 +36,11 @@ if os.environ.get("BENCH_REDIS_URL"):
         "LOCATION": os.environ["BENCH_REDIS_URL"],
         "OPTIONS": {"history": 1000},
     }
+
+# The django-eventstream fan-out peer: its Redis mode (bench/fanout.py).
+if os.environ.get("BENCH_EVENTSTREAM_REDIS_PORT"):
+    EVENTSTREAM_REDIS = {
+        "host": "127.0.0.1",
+        "port": int(os.environ["BENCH_EVENTSTREAM_REDIS_PORT"]),
+        "db": 0,
+    }

@@ -15,5 +15,6 @@ urlpatterns = [
     path("fanout/idle/", views.fanout_idle),
     path("fanout/count/", views.fanout_count),
     path("fanout/open/", views.fanout_open),
+    path("fanout/eventstream-count/", views.eventstream_count),
     path("fanout/publish/", views.fanout_publish),
 ]

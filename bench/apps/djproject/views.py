@@ -147,3 +147,11 @@ async def fanout_publish(request: HttpRequest) -> HttpResponse:
         if interval:
             await asyncio.sleep(interval)
     return HttpResponse(f"published {count}\n")
+
+
+async def eventstream_count(request: HttpRequest) -> HttpResponse:
+    """How many django-eventstream listeners the channel ``bench`` has."""
+    from django_eventstream.views import get_listener_manager
+
+    listeners = get_listener_manager().listeners_by_channel.get("bench", ())
+    return HttpResponse(str(len(listeners)))
