@@ -26,6 +26,7 @@ def check_settings(
     errors: list[CheckMessage] = []
     errors.extend(_check_max_sync_streams())
     errors.extend(_check_end_streams_on_signals())
+    errors.extend(_check_broadcast())
     return errors
 
 
@@ -61,3 +62,110 @@ def _check_end_streams_on_signals() -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_broadcast() -> list[CheckMessage]:
+    """``SSE_RESPONSE_BROADCAST``: ids ``sse_response.E010`` to ``E029``."""
+    name = "SSE_RESPONSE_BROADCAST"
+    if not hasattr(settings, name):
+        return []
+    value = getattr(settings, name)
+    shape = (
+        'It is shaped like CACHES["default"]: {"BACKEND": '
+        '"sse_response.broadcast.RedisBackend", "LOCATION": '
+        '"redis://127.0.0.1:6379/0", "OPTIONS": {"history": 1000}}.'
+    )
+    if not isinstance(value, dict):
+        return [
+            Error(
+                f"{name} must be a dict, not {value!r}.",
+                hint=shape,
+                id="sse_response.E010",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    unknown = sorted(set(value) - {"BACKEND", "LOCATION", "OPTIONS"}, key=str)
+    if unknown:
+        errors.append(
+            Error(
+                f"{name} has unknown keys: {', '.join(map(repr, unknown))}.",
+                hint=shape,
+                id="sse_response.E011",
+            )
+        )
+    backend = value.get("BACKEND")
+    backend_class = None
+    if not isinstance(backend, str):
+        errors.append(
+            Error(
+                f'{name}["BACKEND"] must be the dotted path of a backend class, '
+                f"not {backend!r}.",
+                hint='For example "sse_response.broadcast.MemoryBackend".',
+                id="sse_response.E012",
+            )
+        )
+    else:
+        from django.utils.module_loading import import_string
+
+        from sse_response.broadcast.base import BaseBackend
+
+        try:
+            backend_class = import_string(backend)
+        except ImportError as exc:
+            errors.append(
+                Error(
+                    f'{name}["BACKEND"] = {backend!r} cannot be imported: {exc}.',
+                    hint="The RedisBackend needs redis-py: "
+                    "pip install 'sse_response[redis]'.",
+                    id="sse_response.E013",
+                )
+            )
+        else:
+            if not (
+                isinstance(backend_class, type)
+                and issubclass(backend_class, BaseBackend)
+            ):
+                errors.append(
+                    Error(
+                        f'{name}["BACKEND"] = {backend!r} is not a subclass of '
+                        "sse_response.broadcast.BaseBackend.",
+                        id="sse_response.E014",
+                    )
+                )
+                backend_class = None
+    options = value.get("OPTIONS", {})
+    if not isinstance(options, dict):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"] must be a dict, not {options!r}.',
+                id="sse_response.E015",
+            )
+        )
+        options = {}
+    for option, error_id in (("history", "E016"), ("buffer", "E017")):
+        if option in options:
+            number = options[option]
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                errors.append(
+                    Error(
+                        f'{name}["OPTIONS"]["{option}"] must be a positive int, '
+                        f"not {number!r}.",
+                        hint="history: events kept per channel for replay; buffer: "
+                        "bytes that may wait for one subscriber.",
+                        id=f"sse_response.{error_id}",
+                    )
+                )
+    if backend_class is not None and backend_class.__name__ == "RedisBackend":
+        location = value.get("LOCATION")
+        if not isinstance(location, str) or not location.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            errors.append(
+                Error(
+                    f'{name}["LOCATION"] must be a redis:// URL for the '
+                    f"RedisBackend, not {location!r}.",
+                    hint='For example "redis://127.0.0.1:6379/0".',
+                    id="sse_response.E018",
+                )
+            )
+    return errors

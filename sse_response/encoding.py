@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "HEARTBEAT",
+    "EncodedMessage",
     "InvalidMessageError",
     "encode",
 ]
@@ -43,6 +44,18 @@ HEARTBEAT = b":\n"
 _FIELDS = frozenset({"id", "event", "data", "retry_ms", "comment"})
 _BINARY = (bytes, bytearray, memoryview)
 _LF, _CR = ord("\n"), ord("\r")
+
+
+class EncodedMessage(bytes):
+    """
+    Bytes that are already one or more complete messages on the wire, as
+    :func:`encode` wrote them: :func:`encode` returns them unchanged.
+
+    The broadcast layer encodes a published message once and sends the same
+    bytes, behind each stream's own ``id:`` line, to every subscriber.
+    """
+
+    __slots__ = ()
 
 
 class InvalidMessageError(ValueError):
@@ -107,6 +120,8 @@ def encode(
     # This runs once per event: the checks are ordered so that the common
     # message (a dict of a few text fields) takes the cheapest path.
     if type(message) is not dict and not isinstance(message, Mapping):
+        if type(message) is EncodedMessage:
+            return message
         raise InvalidMessageError(
             "message", message, "must be a dict (an EventStreamMessage) or None"
         )

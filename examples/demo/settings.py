@@ -7,6 +7,9 @@ Two environment variables change it:
   heartbeat comment (default 15; ``none`` turns heartbeats off).
 * ``SSE_DEMO_SERVER``: the name of the server, shown on the index page (the
   site guesses it when this is not set).
+* ``SSE_DEMO_REDIS``: a ``redis://`` URL; the broadcast page then publishes
+  through Redis, so that it works with several server processes (by default
+  its history lives in the process: one process, no outside service).
 """
 
 import os
@@ -45,3 +48,17 @@ STATIC_URL = "static/"
 
 #: Seconds without an event before a stream sends a heartbeat comment.
 SSE_DEMO_HEARTBEAT = _heartbeat(os.environ.get("SSE_DEMO_HEARTBEAT", "15"))
+
+# The broadcast page: in the process by default (make demo), in Redis when
+# SSE_DEMO_REDIS names one (several gunicorn workers, see the README).
+if os.environ.get("SSE_DEMO_REDIS"):
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": os.environ["SSE_DEMO_REDIS"],
+        "OPTIONS": {"history": 200},
+    }
+else:
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.MemoryBackend",
+        "OPTIONS": {"history": 200},
+    }

@@ -13,6 +13,9 @@ urlpatterns = [
     path("counter/stream/", views.counter_stream, name="counter-stream"),
     path("shared/", views.shared_page, name="shared"),
     path("shared/stream/", views.shared_stream, name="shared-stream"),
+    path("broadcast/", views.broadcast_page, name="broadcast"),
+    path("broadcast/stream/", views.broadcast_stream, name="broadcast-stream"),
+    path("broadcast/post/", views.broadcast_post, name="broadcast-post"),
 ]
 # Serves shared-event-source.js (and only while DEBUG is on).
 urlpatterns += staticfiles_urlpatterns()

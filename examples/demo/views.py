@@ -9,12 +9,15 @@ Each page is plain HTML whose script opens an ``EventSource`` on a stream:
   goes on where it was when the server restarts;
 * ``/shared/``: a counter every tab of the browser reads through one
   connection, with ``SharedEventSource`` (sse_response's static file).
+* ``/broadcast/``: a message posted in one window appears in every open
+  window (``sse_response.broadcast``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import os
 import random
 import threading
 import time
@@ -217,3 +220,48 @@ async def shared_stream(request: HttpRequest) -> EventStreamHttpResponse:
             _count_shared_streams(-1)
 
     return EventStreamHttpResponse(count_from, request=request, heartbeat=heartbeat())
+
+
+# 4. Broadcast: a message posted in one window appears in every open window.
+#
+# The POST view publishes to a channel; each page's stream subscribed to it.
+# Under `make demo` the history lives in the process (MemoryBackend); with
+# SSE_DEMO_REDIS set, in Redis, so that every worker of a gunicorn with
+# several processes sends every message (see demo/settings.py).
+
+BROADCAST_CHANNEL = "demo-board"
+
+
+def broadcast_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "broadcast.html", channel=BROADCAST_CHANNEL)
+
+
+def broadcast_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    from sse_response.broadcast import subscribe
+
+    return EventStreamHttpResponse(
+        subscribe(BROADCAST_CHANNEL), request=request, heartbeat=heartbeat()
+    )
+
+
+def broadcast_post(request: HttpRequest) -> HttpResponse:
+    """Publish the posted ``text`` (a sync view: publish() returns once stored)."""
+    from sse_response.broadcast import publish
+
+    if request.method != "POST":
+        return HttpResponse(status=405, headers={"Allow": "POST"})
+    text = request.POST.get("text", "").strip()[:500]
+    if not text:
+        return HttpResponse("Nothing to post.", status=400)
+    event_id = publish(
+        BROADCAST_CHANNEL,
+        {
+            "event": "post",
+            "data": {
+                "text": text,
+                "author": request.POST.get("author", "")[:40],
+                "pid": os.getpid(),
+            },
+        },
+    )
+    return HttpResponse(event_id, status=201)

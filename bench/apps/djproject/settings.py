@@ -26,3 +26,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# Fan-out rows (bench/fanout.py): the broadcast backend, from the environment.
+import os  # noqa: E402
+
+if os.environ.get("BENCH_REDIS_URL"):
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": os.environ["BENCH_REDIS_URL"],
+        "OPTIONS": {"history": 1000},
+    }
+
+# The django-eventstream fan-out peer: its Redis mode (bench/fanout.py).
+if os.environ.get("BENCH_EVENTSTREAM_REDIS_PORT"):
+    EVENTSTREAM_REDIS = {
+        "host": "127.0.0.1",
+        "port": int(os.environ["BENCH_EVENTSTREAM_REDIS_PORT"]),
+        "db": 0,
+    }

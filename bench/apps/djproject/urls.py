@@ -11,4 +11,10 @@ urlpatterns = [
     path("djblets/", views.djblets),
     path("eventstream/", views.eventstream),
     path("eventstream-publish/", views.eventstream_publish),
+    path("fanout/", views.fanout),
+    path("fanout/idle/", views.fanout_idle),
+    path("fanout/count/", views.fanout_count),
+    path("fanout/open/", views.fanout_open),
+    path("fanout/eventstream-count/", views.eventstream_count),
+    path("fanout/publish/", views.fanout_publish),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from sources import async_source, sync_source
@@ -89,3 +90,68 @@ async def eventstream_publish(request: HttpRequest) -> HttpResponse:
             await asyncio.sleep(0)
         send_event("bench", "tick", data, json_encode=False)
     return HttpResponse(f"published {n}\n")
+
+
+# Fan-out (bench/fanout.py): one channel, many subscribers.
+
+
+async def fanout(request: HttpRequest) -> HttpResponse:
+    """The broadcast stream of the channel ``bench`` (no heartbeat)."""
+    from sse_response import EventStreamHttpResponse
+    from sse_response.broadcast import subscribe
+
+    return EventStreamHttpResponse(
+        subscribe("bench"), request=request, heartbeat=None, send_timeout=None
+    )
+
+
+async def fanout_idle(request: HttpRequest) -> HttpResponse:
+    """A plain stream that sends nothing: what a subscriber is compared with."""
+    from sse_response import EventStreamHttpResponse
+
+    async def idle() -> AsyncIterator[dict[str, str]]:
+        await asyncio.Event().wait()
+        yield {}
+
+    return EventStreamHttpResponse(
+        idle(), request=request, heartbeat=None, send_timeout=None
+    )
+
+
+async def fanout_count(request: HttpRequest) -> HttpResponse:
+    """How many streams of this process are subscribed, their start known."""
+    from sse_response.broadcast import get_backend
+
+    return HttpResponse(str(get_backend().hub.subscriber_count(started=True)))
+
+
+async def fanout_open(request: HttpRequest) -> HttpResponse:
+    """How many event streams are open in this process."""
+    from sse_response import lifetime
+
+    return HttpResponse(str(len(lifetime._open_streams)))
+
+
+async def fanout_publish(request: HttpRequest) -> HttpResponse:
+    """
+    Publish ``count`` events to ``bench`` from this process, ``interval``
+    seconds apart (0: back to back), each carrying its time of publishing.
+    """
+    from sse_response.broadcast import apublish
+
+    query = request.GET
+    count, interval = int(query["count"]), float(query["interval"])
+    first = int(query.get("first", "1"))
+    for n in range(first, first + count):
+        await apublish("bench", {"data": {"n": n, "at": time.time()}})
+        if interval:
+            await asyncio.sleep(interval)
+    return HttpResponse(f"published {count}\n")
+
+
+async def eventstream_count(request: HttpRequest) -> HttpResponse:
+    """How many django-eventstream listeners the channel ``bench`` has."""
+    from django_eventstream.views import get_listener_manager
+
+    listeners = get_listener_manager().listeners_by_channel.get("bench", ())
+    return HttpResponse(str(len(listeners)))

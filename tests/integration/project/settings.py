@@ -37,3 +37,10 @@ if "SSE_IT_DATABASE" in os.environ:
             "NAME": os.environ["SSE_IT_DATABASE"],
         }
     }
+
+if "SSE_IT_REDIS_URL" in os.environ:
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": os.environ["SSE_IT_REDIS_URL"],
+        "OPTIONS": {"history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000"))},
+    }

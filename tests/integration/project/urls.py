@@ -10,4 +10,7 @@ urlpatterns = [
     path("tricky/", views.tricky),
     path("idle/<str:kind>/", views.idle),
     path("poll/", views.poll),
+    path("broadcast/", views.broadcast),
+    path("broadcast/publish/", views.broadcast_publish),
+    path("broadcast/apublish/", views.broadcast_apublish),
 ]

@@ -293,3 +293,39 @@ def poll(request: HttpRequest) -> HttpResponseBase:
             report(p.token, "finally", f"{time.time()} {sent}")
 
     return EventStreamHttpResponse(rows(), request=request)
+
+
+# Broadcast (docs/broadcast.md): the stream of channels, and publishing.
+
+
+def broadcast(request: HttpRequest) -> HttpResponseBase:
+    """
+    ``/broadcast/?channel=a&channel=b``: the stream of those channels
+    (``heartbeat`` in the query string as for the other streams).
+    """
+    from sse_response.broadcast import subscribe
+
+    heartbeat = float(request.GET.get("heartbeat", "5"))
+    return EventStreamHttpResponse(
+        subscribe(*request.GET.getlist("channel")),
+        request=request,
+        heartbeat=heartbeat,
+    )
+
+
+def broadcast_publish(request: HttpRequest) -> HttpResponse:
+    """``/broadcast/publish/?channel=a&n=1``: publish ``{"n": n}`` from a sync view."""
+    from sse_response.broadcast import publish
+
+    event_id = publish(request.GET["channel"], {"data": {"n": int(request.GET["n"])}})
+    return HttpResponse(event_id)
+
+
+async def broadcast_apublish(request: HttpRequest) -> HttpResponse:
+    """``/broadcast/apublish/?channel=a&n=1``: the same from an async view."""
+    from sse_response.broadcast import apublish
+
+    event_id = await apublish(
+        request.GET["channel"], {"data": {"n": int(request.GET["n"])}}
+    )
+    return HttpResponse(event_id)

@@ -1,0 +1,313 @@
+"""
+The local hub: one per backend in each process, it hands every event of a
+channel to the streams of this process that subscribed to it.
+
+Events come in from any thread (a publisher, the Redis reader), and
+subscribers live on any event loop (the ASGI server's, or a WSGI stream's
+own). So each subscriber's buffer is filled in the thread of whoever
+delivers, under the hub's lock, and only the wake-up crosses to the
+subscriber's loop: one ``call_soon_threadsafe`` per loop per delivery,
+whatever the number of subscribers on that loop. A loop that is not running
+(a WSGI stream whose server thread is blocked writing to a slow client) thus
+never accumulates callbacks, only its subscriber's bounded buffer.
+
+A subscriber whose buffer passes its limit is cut off at once: its buffer is
+dropped, it gets nothing more, and its stream ends with ``retry:`` so that
+its client reconnects and replays what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Iterable
+
+__all__ = ["EPOCH", "EVENT", "GAP", "Item", "LocalHub", "Subscriber"]
+
+#: Kinds of the items a subscriber receives.
+EVENT = 0  # (EVENT, channel, seq, payload): payload None ends the stream
+EPOCH = 1  # (EPOCH, "", 0, new epoch): the backend lost its history
+GAP = 2  # (GAP, channel, seq, None): what came before seq is gone
+
+Item = tuple[int, str, int, bytes | str | None]
+
+#: How many bytes of events one take() returns at most, so that a stream
+#: hands the server chunks of a reasonable size.
+TAKE_BUDGET = 64 * 1024
+
+
+class Subscriber:
+    """
+    One stream's place in the hub: the channels it listens to and the
+    events waiting for it. Created on the stream's event loop.
+    """
+
+    __slots__ = (
+        "_waiter",
+        "channels",
+        "epoch",
+        "items",
+        "limit",
+        "loop",
+        "overflowed",
+        "size",
+        "starts",
+    )
+
+    def __init__(self, channels: tuple[str, ...], limit: int) -> None:
+        self.channels = channels
+        self.loop = asyncio.get_running_loop()
+        #: The most bytes of events that may wait here.
+        self.limit = limit
+        self.items: deque[Item] = deque()
+        self.size = 0
+        self.overflowed = False
+        self._waiter: asyncio.Future[None] | None = None
+        #: The epoch, and the position on each channel, after which every
+        #: item reaches this subscriber: set by the hub, under its lock, when
+        #: each becomes known.
+        self.epoch: str | None = None
+        self.starts: dict[str, int] = {}
+
+    @property
+    def started(self) -> bool:
+        """Whether its epoch and its start on every channel are known."""
+        return self.epoch is not None and len(self.starts) == len(self.channels)
+
+
+def _wake(futures: Iterable[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+class _Channel:
+    __slots__ = ("position", "subscribers")
+
+    def __init__(self, position: int | None) -> None:
+        #: The last sequence number handed to the subscribers (None: unknown
+        #: yet, for a channel the backend has still to look up).
+        self.position = position
+        self.subscribers: dict[Subscriber, None] = {}
+
+
+class LocalHub:
+    """
+    The subscribers of one process, by channel, and the position of each
+    channel up to which they have been given its events.
+
+    Every method is thread-safe. ``lock`` is reentrant, so a backend can hold
+    it around a store and its :meth:`deliver`, making the two one step for
+    the subscribers that attach meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: Notified when channels are added (the Redis reader waits on it).
+        self.changed = threading.Condition(self.lock)
+        #: The backend's epoch, once known.
+        self.epoch: str | None = None
+        self._channels: dict[str, _Channel] = {}
+
+    # Subscribers.
+
+    def add(self, subscriber: Subscriber) -> list[str]:
+        """Add ``subscriber``; return its channels whose position is unknown."""
+        unknown = []
+        with self.lock:
+            subscriber.epoch = self.epoch
+            for channel in subscriber.channels:
+                state = self._channels.get(channel)
+                if state is None:
+                    state = self._channels[channel] = _Channel(None)
+                state.subscribers[subscriber] = None
+                if state.position is None:
+                    unknown.append(channel)
+                else:
+                    subscriber.starts[channel] = state.position
+            if unknown:
+                self.changed.notify_all()
+        return unknown
+
+    def remove(self, subscriber: Subscriber) -> None:
+        """Stop delivering to ``subscriber``; forget channels nobody listens to."""
+        with self.lock:
+            self._remove(subscriber)
+
+    def _remove(self, subscriber: Subscriber) -> None:
+        for channel in subscriber.channels:
+            state = self._channels.get(channel)
+            if state is not None:
+                state.subscribers.pop(subscriber, None)
+                if not state.subscribers:
+                    del self._channels[channel]
+
+    def position(self, channel: str) -> int | None:
+        with self.lock:
+            state = self._channels.get(channel)
+            return None if state is None else state.position
+
+    def set_position(self, channel: str, position: int) -> int | None:
+        """
+        Set the position of a channel whose position is unknown; return the
+        channel's position (``None`` if nobody listens to it any more).
+        """
+        with self.lock:
+            state = self._channels.get(channel)
+            if state is None:
+                return None
+            if state.position is None:
+                state.position = position
+                for subscriber in state.subscribers:
+                    subscriber.starts[channel] = position
+                self.changed.notify_all()
+            return state.position
+
+    def positions(self) -> dict[str, int]:
+        """The channels that have listeners and a known position."""
+        with self.lock:
+            return {
+                channel: state.position
+                for channel, state in self._channels.items()
+                if state.position is not None
+            }
+
+    def subscriber_count(self, *, started: bool = False) -> int:
+        """How many subscribers there are (``started``: whose start is known)."""
+        with self.lock:
+            return len(
+                {
+                    sub
+                    for state in self._channels.values()
+                    for sub in state.subscribers
+                    if sub.started or not started
+                }
+            )
+
+    # Delivery, from any thread.
+
+    def deliver(self, channel: str, entries: Iterable[tuple[int, bytes | None]]) -> int:
+        """
+        Hand the stored ``entries`` (sequence number and payload, in order)
+        of ``channel`` to its subscribers; skip those already handed. Return
+        the channel's position after them (-1 if nobody listens to it).
+        """
+        with self.lock:
+            state = self._channels.get(channel)
+            if state is None:
+                return -1
+            position = state.position
+            if position is None:
+                return -1
+            items: list[Item] = []
+            for seq, payload in entries:
+                if seq > position:
+                    items.append((EVENT, channel, seq, payload))
+                    position = seq
+            state.position = position
+            if items:
+                self._push(state.subscribers, items)
+            return position
+
+    def gap(self, channel: str, position: int) -> None:
+        """Tell the subscribers of ``channel``: entries to ``position`` are gone."""
+        with self.lock:
+            state = self._channels.get(channel)
+            if state is None:
+                return
+            state.position = position
+            self._push(state.subscribers, [(GAP, channel, position, None)])
+
+    def new_epoch(self, epoch: str) -> None:
+        """
+        The backend lost its history and starts again under ``epoch``: every
+        channel starts over at position 0, and every subscriber is told.
+        """
+        with self.lock:
+            if self.epoch == epoch:
+                return
+            first = self.epoch is None
+            self.epoch = epoch
+            told: dict[Subscriber, None] = {}
+            for state in self._channels.values():
+                if not first:
+                    state.position = 0
+                for subscriber in state.subscribers:
+                    if subscriber.epoch is None:
+                        subscriber.epoch = epoch
+                    elif not first:
+                        told[subscriber] = None
+            if told:
+                self._push(told, [(EPOCH, "", 0, epoch)])
+
+    def _push(self, subscribers: Iterable[Subscriber], items: list[Item]) -> None:
+        # Called with the lock held.
+        size = 0
+        for item in items:
+            payload = item[3]
+            if isinstance(payload, bytes):
+                size += len(payload)
+        wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        cut_off = []
+        for subscriber in subscribers:
+            if subscriber.size + size > subscriber.limit and subscriber.items:
+                # Too slow: drop what waits, so memory stays flat; its
+                # client will replay from its last id.
+                subscriber.overflowed = True
+                subscriber.items.clear()
+                subscriber.size = 0
+                cut_off.append(subscriber)
+            else:
+                subscriber.items.extend(items)
+                subscriber.size += size
+            waiter = subscriber._waiter
+            if waiter is not None:
+                subscriber._waiter = None
+                wake.setdefault(subscriber.loop, []).append(waiter)
+        for subscriber in cut_off:
+            self._remove(subscriber)
+        for loop, futures in wake.items():
+            # A closed loop: its streams are over.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, futures)
+
+    # The subscriber's side, on its loop.
+
+    async def take(self, subscriber: Subscriber) -> list[Item] | None:
+        """
+        Wait for items and return those waiting (up to about 64 KiB of
+        events); ``None`` once the subscriber was cut off for being slow.
+        """
+        while True:
+            with self.lock:
+                if subscriber.overflowed:
+                    return None
+                items = subscriber.items
+                if items:
+                    if subscriber.size <= TAKE_BUDGET:
+                        taken = list(items)
+                        items.clear()
+                        subscriber.size = 0
+                        return taken
+                    return self._take_some(subscriber)
+                waiter = subscriber._waiter = subscriber.loop.create_future()
+            try:
+                await waiter
+            finally:
+                subscriber._waiter = None
+
+    @staticmethod
+    def _take_some(subscriber: Subscriber) -> list[Item]:
+        items = subscriber.items
+        taken: list[Item] = []
+        size = 0
+        while items and size < TAKE_BUDGET:
+            item = items.popleft()
+            payload = item[3]
+            if isinstance(payload, bytes):
+                size += len(payload)
+            taken.append(item)
+        subscriber.size -= size
+        return taken

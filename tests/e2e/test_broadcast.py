@@ -1,0 +1,123 @@
+"""
+The demo's broadcast page in a real browser: a message posted in one window
+appears in every open window, under uvicorn with the MemoryBackend (what
+``make demo`` runs) and under gunicorn with three worker processes sharing a
+real redis-server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.broadcast.redis_server import RedisServer
+from tests.e2e.conftest import PAGE_TIMEOUT, Screenshot, StartServer
+
+#: How many warm-up posts a test may send before every window has one.
+WARM_UP_TRIES = 50
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def open_windows(browser: Browser, url: str, count: int) -> list[Page]:
+    pages = []
+    for _ in range(count):
+        context = browser.new_context(viewport={"width": 1100, "height": 700})
+        context.set_default_timeout(PAGE_TIMEOUT)
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator("#state")).to_have_text("open")
+        pages.append(page)
+    return pages
+
+
+def post(page: Page, text: str, author: str = "") -> None:
+    page.locator("#author").fill(author)
+    page.locator("#text").fill(text)
+    page.get_by_role("button", name="Post").click()
+
+
+def messages(page: Page) -> list[str]:
+    result: list[str] = page.evaluate("window.boardMessages")
+    return result
+
+
+def warm_up(pages: list[Page]) -> None:
+    """
+    Post until every window has received a post: from then on, each one's
+    stream is subscribed, whenever its subscription took effect.
+    """
+    for attempt in range(WARM_UP_TRIES):
+        post(pages[0], f"warm-up {attempt}")
+        pages[0].wait_for_function(
+            f"window.boardMessages.includes({json.dumps(f'warm-up {attempt}')})"
+        )
+        if all(f"warm-up {attempt}" in messages(page) for page in pages):
+            return
+    raise AssertionError("some window never received a post")
+
+
+def check_everyone_gets_everything(pages: list[Page]) -> None:
+    warm_up(pages)
+    sent = []
+    for n, page in enumerate(pages * 2):
+        text = f"message {n} from window {pages.index(page)}"
+        post(page, text, author=f"window {pages.index(page)}")
+        page.wait_for_function(f"window.boardMessages.includes({json.dumps(text)})")
+        sent.append(text)
+    for page in pages:
+        page.wait_for_function(f"window.boardMessages.includes({json.dumps(sent[-1])})")
+        got = [text for text in messages(page) if not text.startswith("warm-up")]
+        assert got == sent
+        assert page.evaluate("window.boardResets") == []
+
+
+def test_a_post_appears_in_every_window_uvicorn_memory(
+    start_server: StartServer, browser: Browser, screenshot: Screenshot
+) -> None:
+    server = start_server("uvicorn")
+    pages = open_windows(browser, server.url + "/broadcast/", 3)
+    try:
+        check_everyone_gets_everything(pages)
+        screenshot(pages[1], "broadcast")
+    finally:
+        for page in pages:
+            page.context.close()
+
+
+def test_a_post_appears_in_every_window_gunicorn_workers_redis(
+    start_server: StartServer,
+    browser: Browser,
+    redis_server: RedisServer,
+    screenshot: Screenshot,
+) -> None:
+    server = start_server(
+        "gunicorn",
+        SSE_DEMO_REDIS=redis_server.url,
+        SSE_DEMO_HEARTBEAT="1",
+        GUNICORN_CMD_ARGS="--workers 3",
+    )
+    pages = open_windows(browser, server.url + "/broadcast/", 4)
+    try:
+        check_everyone_gets_everything(pages)
+        # The posts were published by more than one worker process.
+        publishers = pages[0].evaluate(
+            "[...document.querySelectorAll('#messages .via')].map((e) => e.textContent)"
+        )
+        assert len(set(publishers)) > 1, publishers
+        screenshot(pages[0], "broadcast-gunicorn-redis")
+    finally:
+        for page in pages:
+            page.context.close()
