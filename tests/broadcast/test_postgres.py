@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +28,7 @@ from tests.broadcast.helpers import attached, numbers, resets, streaming
 from tests.broadcast.postgres_server import PostgresServer
 from tests.support import PROTOCOLS, WAIT, Call
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 Serve = Callable[..., str]
 
@@ -321,3 +323,102 @@ async def test_postgres_restarted_while_publishing(
         assert resets(reading.events) == []
         await call.disconnect()
     assert time.monotonic() - back < 5
+
+
+# The check reads only settings.DATABASES, never a connection.
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@pytest.mark.parametrize(
+    ("location", "databases", "ids"),
+    [
+        (ALIAS, None, []),
+        (None, {"default": {"ENGINE": "django.db.backends.postgresql"}}, []),
+        ("nope", None, ["sse_response.E019"]),
+        (None, {}, ["sse_response.E019"]),
+        (
+            "lite",
+            {"lite": {"ENGINE": "django.db.backends.sqlite3"}},
+            ["sse_response.E020"],
+        ),
+    ],
+)
+def test_manage_py_check_of_the_location(
+    postgres_server: PostgresServer,
+    location: str | None,
+    databases: dict[str, Any] | None,
+    ids: list[str],
+) -> None:
+    from sse_response.checks import check_settings
+
+    setting: dict[str, Any] = {"BACKEND": "sse_response.broadcast.PostgresBackend"}
+    if location is not None:
+        setting["LOCATION"] = location
+    overrides: dict[str, Any] = {"SSE_RESPONSE_BROADCAST": setting}
+    if databases is not None:
+        overrides["DATABASES"] = databases
+    else:
+        overrides["DATABASES"] = {ALIAS: postgres_server.settings}
+    with override_settings(**overrides):
+        assert [error.id for error in check_settings()] == ids
+
+
+PUBLISHER = """
+import sys, django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["sse_response"],
+    DATABASES={"default": %(database)r},
+    SSE_RESPONSE_BROADCAST={"BACKEND": "sse_response.broadcast.PostgresBackend"},
+)
+django.setup()
+from sse_response.broadcast import publish
+for n in range(%(count)d):
+    publish("orders", {"data": {"n": n}})
+"""
+
+
+async def test_concurrent_publishers_in_several_processes_and_threads(
+    pg_backend: BaseBackend,
+    postgres_server: PostgresServer,
+    serve: Serve,
+    tmp_path: Any,
+) -> None:
+    """Every event gets its own number, 1 to N, and every stream gets them all."""
+    count = 200
+    call = await PROTOCOLS["asgi"](serve(streaming("orders")))
+    await attached(pg_backend, 1)
+    script = tmp_path / "publisher.py"
+    script.write_text(
+        PUBLISHER % {"database": postgres_server.settings, "count": count}
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, str(script), env=env)
+        for _ in range(2)
+    ]
+
+    def in_a_thread() -> None:
+        try:
+            for n in range(count):
+                publish("orders", {"data": {"n": n}})
+        finally:
+            connections[ALIAS].close()
+
+    await asyncio.gather(*(asyncio.to_thread(in_a_thread) for _ in range(3)))
+    assert [await process.wait() for process in processes] == [0, 0]
+
+    total = 5 * count
+    reading = await call.read(events=total)
+    await call.disconnect()
+    assert resets(reading.events) == []
+    assert sorted(numbers(reading.events)) == sorted(list(range(count)) * 5)
+    with postgres_server.connect() as connection:
+        seqs = [
+            row[0]
+            for row in connection.execute(
+                "SELECT seq FROM sse_response_event WHERE channel = 'orders' "
+                "ORDER BY seq"
+            )
+        ]
+    assert seqs == list(range(1, total + 1))
+    # The stream's last id stands at the last number.
+    assert reading.parser.last_event_id.endswith(f"{channel_tag('orders')}{total}")
