@@ -21,6 +21,15 @@ LOGGING_CONFIG = None
 if "SSE_IT_MAX_SYNC_STREAMS" in os.environ:
     SSE_RESPONSE_MAX_SYNC_STREAMS = int(os.environ["SSE_IT_MAX_SYNC_STREAMS"])
 
+if "SSE_IT_POSTGRES" in os.environ:
+    import json
+
+    DATABASES = {"default": json.loads(os.environ["SSE_IT_POSTGRES"])}
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.PostgresBackend",
+        "OPTIONS": {"history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000"))},
+    }
+
 if "SSE_IT_REDIS_URL" in os.environ:
     SSE_RESPONSE_BROADCAST = {
         "BACKEND": "sse_response.broadcast.RedisBackend",
