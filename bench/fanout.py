@@ -560,7 +560,7 @@ def merge(paths: list[Path]) -> None:
         data = json.loads(path.read_text())
         rows.extend(data["rows"])
         idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
-    order = ["memory", "redis", "broadcaster", "eventstream"]
+    order = ["memory", "redis", "postgres", "broadcaster", "eventstream"]
     rows.sort(key=lambda row: (row["subscribers"], order.index(row["backend"])))
     write(rows, idle)
 
