@@ -110,6 +110,32 @@ def redis_server(scratch: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def postgres_server(python: str) -> Iterator[Any]:
+    """A PostgreSQL server (the tests' own), migrated for the bench project."""
+    sys.path.insert(0, str(BENCH.parent))
+    from tests.broadcast.postgres_server import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        subprocess.run(
+            [python, "-m", "django", "migrate", "sse_response", "-v", "0"],
+            cwd=APPS,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(APPS),
+                "DJANGO_SETTINGS_MODULE": "djproject.settings",
+                "BENCH_DATABASE": json.dumps(server.settings),
+            },
+            check=True,
+            timeout=120,
+        )
+        yield server
+    finally:
+        server.remove()
+
+
+@contextlib.contextmanager
 def uvicorn(
     python: str,
     scratch: Path,
@@ -253,7 +279,7 @@ def redis_connections(url: str, pid: int | None) -> int:
 
 
 #: sse_response's rows.
-OURS = ("memory", "redis")
+OURS = ("memory", "redis", "postgres")
 
 #: The peers' rows: the stream's path and the view that counts its streams.
 PEERS = {
@@ -270,7 +296,11 @@ def run_row(
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         url = ""
-        if backend != "memory":
+        database = None
+        if backend == "postgres":
+            database = stack.enter_context(postgres_server(python))
+            env["BENCH_DATABASE"] = json.dumps(database.settings)
+        elif backend != "memory":
             url = stack.enter_context(redis_server(scratch))
             env["BENCH_REDIS_URL"] = url
         redis_port = url.rsplit(":", 1)[1].split("/")[0] if url else ""
@@ -292,6 +322,8 @@ def run_row(
         time.sleep(1.0)
         rss_per_subscriber = (rss(pid) - before) / count
         connections = redis_connections(url, None if peer else pid) if url else 0
+        if database is not None:
+            connections = len(database.connections(f"sse_response-{pid}-"))
         phases = ((1, PACED, PACED_INTERVAL), (PACED + 1, BURST, 0.0))
         if backend == "eventstream":
             for first, number, interval in phases:
@@ -315,32 +347,22 @@ def run_row(
             get(port, f"/fanout/publish/?count={PACED}&interval={PACED_INTERVAL}")
             get(port, f"/fanout/publish/?count={BURST}&interval=0&first={PACED + 1}")
         else:
-            subprocess.run(
-                [
-                    python,
-                    str(Path(__file__)),
-                    "publish",
-                    url,
-                    "1",
-                    str(PACED),
-                    str(PACED_INTERVAL),
-                ],
-                check=True,
-                timeout=120,
-            )
-            subprocess.run(
-                [
-                    python,
-                    str(Path(__file__)),
-                    "publish",
-                    url,
-                    str(PACED + 1),
-                    str(BURST),
-                    "0",
-                ],
-                check=True,
-                timeout=120,
-            )
+            # Redis and PostgreSQL: the publisher is a process of its own.
+            for first, number, interval in phases:
+                subprocess.run(
+                    [
+                        python,
+                        str(Path(__file__)),
+                        "publish",
+                        url or "postgres",
+                        str(first),
+                        str(number),
+                        str(interval),
+                    ],
+                    check=True,
+                    timeout=120,
+                    env={**os.environ, **env},
+                )
         results = []
         for process, out in clients:
             process.wait(400)
@@ -409,8 +431,9 @@ def summarize(
 
 
 def publish_main(url: str, first: int, count: int, interval: float) -> None:
-    """The publisher in a process of its own (Redis rows)."""
-    os.environ["BENCH_REDIS_URL"] = url
+    """The publisher in a process of its own (Redis and PostgreSQL rows)."""
+    if url.startswith("redis"):
+        os.environ["BENCH_REDIS_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
     sys.path.insert(0, str(APPS))
     import django
@@ -467,7 +490,7 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
         "| backend | subscribers | p50 ms | p99 ms | max ms "
         "| last subscriber ms (median) "
         "| delivered events/s | RSS/subscriber KB | on top of a plain stream KB "
-        "| Redis connections | lost |",
+        "| Redis or PostgreSQL connections | lost |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -512,7 +535,11 @@ def plot(rows: list[dict[str, Any]]) -> str:
             y = top + index * (bar + gap)
             length = width * float(row[key]) / largest
             label = f"{row['backend']}, {row['subscribers']:,}"
-            colour = "#2f6fdf" if row["backend"] == "memory" else "#c63a3a"
+            colour = {
+                "memory": "#2f6fdf",
+                "redis": "#c63a3a",
+                "postgres": "#336791",
+            }.get(row["backend"], "#888888")
             parts.append(
                 f'<text x="{left - 8}" y="{y + bar * 0.65}" text-anchor="end">'
                 f"{label}</text>"
@@ -533,7 +560,7 @@ def merge(paths: list[Path]) -> None:
         data = json.loads(path.read_text())
         rows.extend(data["rows"])
         idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
-    order = ["memory", "redis", "broadcaster", "eventstream"]
+    order = ["memory", "redis", "postgres", "broadcaster", "eventstream"]
     rows.sort(key=lambda row: (row["subscribers"], order.index(row["backend"])))
     write(rows, idle)
 

@@ -168,4 +168,32 @@ def _check_broadcast() -> list[CheckMessage]:
                     id="sse_response.E018",
                 )
             )
+    if backend_class is not None and backend_class.__name__ == "PostgresBackend":
+        errors.extend(_check_postgres_location(name, value.get("LOCATION")))
     return errors
+
+
+def _check_postgres_location(name: str, location: object) -> list[CheckMessage]:
+    from django.db import DEFAULT_DB_ALIAS
+
+    alias = DEFAULT_DB_ALIAS if location is None else location
+    databases = settings.DATABASES
+    if not isinstance(alias, str) or alias not in databases:
+        return [
+            Error(
+                f'{name}["LOCATION"] must name a database of DATABASES for the '
+                f"PostgresBackend, not {location!r}.",
+                hint=f'One of {sorted(databases)!r}; "default" when absent.',
+                id="sse_response.E019",
+            )
+        ]
+    engine = str(databases[alias].get("ENGINE", ""))
+    if "postgresql" not in engine and "postgis" not in engine:
+        return [
+            Error(
+                f'The database {alias!r} of {name}["LOCATION"] must be a '
+                f"PostgreSQL one for the PostgresBackend, not {engine!r}.",
+                id="sse_response.E020",
+            )
+        ]
+    return []

@@ -10,10 +10,14 @@ Two environment variables change it:
 * ``SSE_DEMO_REDIS``: a ``redis://`` URL; the broadcast page then publishes
   through Redis, so that it works with several server processes (by default
   its history lives in the process: one process, no outside service).
+* ``SSE_DEMO_DATABASE_URL``: a ``postgresql://user:password@host:port/name``
+  URL; the site then has that database, and the broadcast page publishes
+  through it (run ``manage.py migrate`` once), with no Redis.
 """
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 
 def _heartbeat(value: str) -> float | None:
@@ -42,6 +46,16 @@ TEMPLATES = [
 ]
 # No database: the resumable counter keeps its state in the event ids.
 DATABASES: dict[str, dict[str, str]] = {}
+if os.environ.get("SSE_DEMO_DATABASE_URL"):
+    _url = urlsplit(os.environ["SSE_DEMO_DATABASE_URL"])
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(_url.path.lstrip("/")),
+        "USER": unquote(_url.username or ""),
+        "PASSWORD": unquote(_url.password or ""),
+        "HOST": _url.hostname or "",
+        "PORT": str(_url.port or ""),
+    }
 USE_TZ = True
 # shared-event-source.js, served by the demo itself (DEBUG is on).
 STATIC_URL = "static/"
@@ -49,9 +63,15 @@ STATIC_URL = "static/"
 #: Seconds without an event before a stream sends a heartbeat comment.
 SSE_DEMO_HEARTBEAT = _heartbeat(os.environ.get("SSE_DEMO_HEARTBEAT", "15"))
 
-# The broadcast page: in the process by default (make demo), in Redis when
-# SSE_DEMO_REDIS names one (several gunicorn workers, see the README).
-if os.environ.get("SSE_DEMO_REDIS"):
+# The broadcast page: in the process by default (make demo), in PostgreSQL or
+# Redis when SSE_DEMO_DATABASE_URL or SSE_DEMO_REDIS names one (several gunicorn
+# workers, see the README).
+if DATABASES:
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.PostgresBackend",
+        "OPTIONS": {"history": 200},
+    }
+elif os.environ.get("SSE_DEMO_REDIS"):
     SSE_RESPONSE_BROADCAST = {
         "BACKEND": "sse_response.broadcast.RedisBackend",
         "LOCATION": os.environ["SSE_DEMO_REDIS"],

@@ -42,6 +42,7 @@ from sse_response.encoding import InvalidMessageError, encode
 from sse_response.messages import EventStream
 
 if TYPE_CHECKING:
+    from sse_response.broadcast.postgres import PostgresBackend
     from sse_response.broadcast.redis import RedisBackend
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "BroadcastError",
     "InvalidChannelError",
     "MemoryBackend",
+    "PostgresBackend",
     "RedisBackend",
     "aend_streams",
     "apublish",
@@ -61,12 +63,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # RedisBackend is imported only when used, so that redis-py is needed
-    # only by those who use it.
+    # RedisBackend and PostgresBackend are imported only when used, so that
+    # redis-py and psycopg are needed only by those who use them.
     if name == "RedisBackend":
         from sse_response.broadcast.redis import RedisBackend
 
         return RedisBackend
+    if name == "PostgresBackend":
+        from sse_response.broadcast.postgres import PostgresBackend
+
+        return PostgresBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

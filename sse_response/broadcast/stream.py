@@ -216,8 +216,13 @@ class Subscription:
                 first_seq = entries[0][0] if entries else None
                 covered = page_covers(position, first_seq, page.last_seq)
                 if not covered and not (quiet and first_seq is not None):
-                    # Live delivery covers what comes after ``until``.
-                    cursor.move(index, max(until, min(position, page.last_seq)))
+                    # Live delivery covers what comes after ``until``. A
+                    # position the channel never reached is worth nothing:
+                    # what was stored since ``until`` (the read may see more
+                    # than the live start did) still has to come.
+                    if position > page.last_seq:
+                        position = until
+                    cursor.move(index, max(until, position))
                     if not quiet:
                         yield cursor.reset([index])
                     return

@@ -6,7 +6,7 @@ A publisher in a process of its own, for the multi-process tests:
 publishes ``{"n": n, "at": <time.time()>}`` for n from FIRST to LAST to
 CHANNEL, sleeping INTERVAL seconds after each, with SIZE characters of
 padding, with the integration project's settings (the
-broadcast backend comes from ``SSE_IT_REDIS_URL``).
+broadcast backend comes from ``SSE_IT_REDIS_URL`` or ``SSE_IT_POSTGRES``).
 """
 
 from __future__ import annotations

@@ -284,3 +284,28 @@ async def test_publish_from_a_sync_view_under_wsgi_and_an_async_view_under_asgi(
     for call in streams:
         assert numbers((await call.read(events=2)).events) == [1, 2]
         await call.disconnect()
+
+
+async def test_a_far_future_id_loses_nothing_published_while_the_stream_starts(
+    memory_backend: BaseBackend, serve: Serve
+) -> None:
+    """
+    The stream reads history to check a position beyond the channel's last
+    event; what is published meanwhile, after the live start, still comes.
+    """
+    ids = await publish_numbers("orders", range(1, 3))
+    far = format_event_id(ids[0].split(".")[0], [channel_tag("orders")], [MAX_SEQ])
+    read = memory_backend.read
+
+    async def read_after_a_publish(channel: str, after: int, limit: int) -> Any:
+        await apublish(channel, {"event": "n", "data": {"n": 3}})
+        return await read(channel, after, limit)
+
+    memory_backend.read = read_after_a_publish  # type: ignore[method-assign]
+    call = await PROTOCOLS["asgi"](
+        serve(streaming("orders")), headers={"Last-Event-ID": far}
+    )
+    reading = await call.read(events=2)
+    await call.disconnect()
+    assert resets(reading.events) == [["orders"]]
+    assert numbers(reading.events) == [3]

@@ -22,9 +22,11 @@ import h11
 import httpx
 import pytest
 
-from sse_response.broadcast.positions import channel_tag, format_event_id
+from sse_response.broadcast.positions import channel_tag
 from sse_response.parsing import EventStreamParser, ServerSentEvent
+from tests.broadcast.postgres_server import PostgresServer
 from tests.broadcast.redis_server import RedisServer
+from tests.broadcast.services import PostgresService, RedisService, Service
 from tests.integration.clients import Stream
 from tests.integration.conftest import ServerFactory
 from tests.integration.servers import REPO, Server
@@ -35,12 +37,36 @@ EVENTS = 2000
 CLIENTS = 12
 
 
+@pytest.fixture(scope="module")
+def postgres_service() -> Iterator[PostgresService]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield PostgresService(server)
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["redis", "postgres"])
+def service(request: pytest.FixtureRequest) -> Service:
+    """The service of the backend every process of the test shares."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return RedisService(server)
+    postgres: PostgresService = request.getfixturevalue("postgres_service")
+    with postgres.server.connect() as connection:
+        connection.execute(
+            "TRUNCATE sse_response_event, sse_response_channel, sse_response_epoch"
+        )
+    return postgres
+
+
 @pytest.fixture
 def servers(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    service: Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[Server]]:
     factory = ServerFactory(tmp_path_factory)
-    env = {"SSE_IT_REDIS_URL": redis_server.url}
+    env = service.env
     try:
         yield [
             factory.start(name, env=env, streams=64)
@@ -51,7 +77,7 @@ def servers(
 
 
 def start_publisher(
-    redis_server: RedisServer, channel: str, interval: float
+    service: Service, channel: str, interval: float
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -64,7 +90,7 @@ def start_publisher(
             str(interval),
         ],
         cwd=REPO,
-        env=publisher_env(redis_server),
+        env=service.process_env(),
     )
 
 
@@ -119,18 +145,11 @@ async def a_client(
     return received, resets, connections
 
 
-def connections_per_process(redis_server: RedisServer) -> dict[str, int]:
-    counts: collections.Counter[str] = collections.Counter()
-    for entry in redis_server.clients_named("sse_response-"):
-        counts[entry["name"].rsplit("-", 1)[0]] += 1
-    return dict(counts)
-
-
 def test_12_clients_cut_off_and_reconnecting_get_every_event_once_in_order(
-    redis_server: RedisServer, servers: list[Server]
+    service: Service, servers: list[Server]
 ) -> None:
     rng = random.Random(9)
-    start_id = from_the_start(redis_server, "orders")
+    start_id = service.from_the_start("orders")
 
     async def run() -> list[tuple[list[int], list[str], int]]:
         tasks = [
@@ -139,9 +158,7 @@ def test_12_clients_cut_off_and_reconnecting_get_every_event_once_in_order(
             )
             for i in range(CLIENTS)
         ]
-        publisher = await asyncio.to_thread(
-            start_publisher, redis_server, "orders", 0.002
-        )
+        publisher = await asyncio.to_thread(start_publisher, service, "orders", 0.002)
         try:
             return await asyncio.wait_for(asyncio.gather(*tasks), 90)
         finally:
@@ -152,18 +169,18 @@ def test_12_clients_cut_off_and_reconnecting_get_every_event_once_in_order(
         assert resets == []
         assert received == list(range(1, EVENTS + 1))
         assert connections >= 2000 // 300
-    per_process = connections_per_process(redis_server)
-    # Three servers each reached Redis, with at most 2 connections each.
+    per_process = service.connections_per_process()
+    # Three servers each reached the service, with at most 2 connections each.
     assert len(per_process) >= 3, per_process
     assert max(per_process.values()) <= 2, per_process
 
 
 def test_publish_from_a_sync_view_an_async_view_and_the_management_command(
-    redis_server: RedisServer, servers: list[Server]
+    service: Service, servers: list[Server]
 ) -> None:
     """A sync view under gunicorn (WSGI), an async one under uvicorn, the command."""
     uvicorn, _, gunicorn = servers
-    headers = {"Last-Event-ID": from_the_start(redis_server, "news")}
+    headers = {"Last-Event-ID": service.from_the_start("news")}
     with httpx.Client(timeout=10) as client:
         streams = [
             Stream(client, server.url("/broadcast/?channel=news"), headers=headers)
@@ -187,7 +204,7 @@ def test_publish_from_a_sync_view_an_async_view_and_the_management_command(
                     '{"n": 3}',
                 ],
                 cwd=REPO,
-                env=publisher_env(redis_server),
+                env=service.process_env(),
                 capture_output=True,
                 timeout=60,
                 check=True,
@@ -203,7 +220,7 @@ def test_publish_from_a_sync_view_an_async_view_and_the_management_command(
 
 
 def test_a_client_that_stops_reading_while_20_mb_are_published(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    service: Service, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """
     Server memory stays bounded, another subscriber keeps its latency, and
@@ -212,11 +229,9 @@ def test_a_client_that_stops_reading_while_20_mb_are_published(
     """
     factory = ServerFactory(tmp_path_factory)
     try:
-        server = factory.start(
-            "uvicorn-httptools", env={"SSE_IT_REDIS_URL": redis_server.url}
-        )
+        server = factory.start("uvicorn-httptools", env=service.env)
         url = "/broadcast/?channel=big&heartbeat=0.5"
-        headers = {"Last-Event-ID": from_the_start(redis_server, "big")}
+        headers = {"Last-Event-ID": service.from_the_start("big")}
         with (
             httpx.Client(timeout=30) as client,
             Stream(client, server.url(url), headers=headers) as fast,
@@ -236,7 +251,7 @@ def test_a_client_that_stops_reading_while_20_mb_are_published(
                         "10000",
                     ],
                     cwd=REPO,
-                    env=publisher_env(redis_server),
+                    env=service.process_env(),
                 )
                 latencies = []
                 for n in range(1, 2001):
@@ -327,31 +342,8 @@ class SlowClient:
         self.sock.close()
 
 
-def from_the_start(redis_server: RedisServer, channel: str) -> str:
-    """
-    The id of a client that has seen nothing of ``channel`` in this epoch
-    (position 0): it is sent every event, whenever it connects, so that no
-    test depends on when a stream's subscription is in place.
-    """
-    with redis_server.client() as admin:
-        admin.set("sse_response:epoch", "test", nx=True)
-        epoch = admin.get("sse_response:epoch")
-    assert epoch is not None
-    return format_event_id(epoch.decode(), [channel_tag(channel)], [0])
-
-
 def rss_of(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError(f"no VmRSS for {pid}")
-
-
-def publisher_env(redis_server: RedisServer) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
-        "DJANGO_SETTINGS_MODULE": "tests.integration.project.settings",
-        "SSE_IT_REDIS_URL": redis_server.url,
-        "SSE_IT_STATE": "/nonexistent",
-    }

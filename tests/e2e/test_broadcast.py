@@ -1,21 +1,25 @@
 """
 The demo's broadcast page in a real browser: a message posted in one window
 appears in every open window, under uvicorn with the MemoryBackend (what
-``make demo`` runs) and under gunicorn with three worker processes sharing a
-real redis-server.
+``make demo`` runs), and under gunicorn with three worker processes sharing a
+real redis-server or a real PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.broadcast.postgres_server import PostgresServer
 from tests.broadcast.redis_server import RedisServer
-from tests.e2e.conftest import PAGE_TIMEOUT, Screenshot, StartServer
+from tests.e2e.conftest import EXAMPLES, PAGE_TIMEOUT, Screenshot, StartServer
 
 #: How many warm-up posts a test may send before every window has one.
 WARM_UP_TRIES = 50
@@ -29,6 +33,26 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A real PostgreSQL, migrated for the demo: its SSE_DEMO_DATABASE_URL."""
+    server = PostgresServer()
+    try:
+        server.start()
+        env = {**os.environ, "SSE_DEMO_DATABASE_URL": server.url}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"],
+            cwd=EXAMPLES,
+            env=env,
+            check=True,
+            timeout=60,
+        )
+        yield server.url
+    finally:
+        server.remove()
 
 
 def open_windows(browser: Browser, url: str, count: int) -> list[Page]:
@@ -97,17 +121,21 @@ def test_a_post_appears_in_every_window_uvicorn_memory(
             page.context.close()
 
 
-def test_a_post_appears_in_every_window_gunicorn_workers_redis(
+@pytest.mark.parametrize("service", ["redis", "postgres"])
+def test_a_post_appears_in_every_window_gunicorn_workers(
     start_server: StartServer,
     browser: Browser,
-    redis_server: RedisServer,
+    request: pytest.FixtureRequest,
     screenshot: Screenshot,
+    service: str,
 ) -> None:
+    if service == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        env = {"SSE_DEMO_REDIS": redis_server.url}
+    else:
+        env = {"SSE_DEMO_DATABASE_URL": request.getfixturevalue("database_url")}
     server = start_server(
-        "gunicorn",
-        SSE_DEMO_REDIS=redis_server.url,
-        SSE_DEMO_HEARTBEAT="1",
-        GUNICORN_CMD_ARGS="--workers 3",
+        "gunicorn", SSE_DEMO_HEARTBEAT="1", GUNICORN_CMD_ARGS="--workers 3", **env
     )
     pages = open_windows(browser, server.url + "/broadcast/", 4)
     try:
@@ -117,7 +145,7 @@ def test_a_post_appears_in_every_window_gunicorn_workers_redis(
             "[...document.querySelectorAll('#messages .via')].map((e) => e.textContent)"
         )
         assert len(set(publishers)) > 1, publishers
-        screenshot(pages[0], "broadcast-gunicorn-redis")
+        screenshot(pages[0], f"broadcast-gunicorn-{service}")
     finally:
         for page in pages:
             page.context.close()

@@ -30,6 +30,16 @@ LOGGING = {
 # Fan-out rows (bench/fanout.py): the broadcast backend, from the environment.
 import os  # noqa: E402
 
+if os.environ.get("BENCH_DATABASE"):
+    import json
+
+    DATABASES = {"default": json.loads(os.environ["BENCH_DATABASE"])}
+    INSTALLED_APPS.append("sse_response")
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.PostgresBackend",
+        "OPTIONS": {"history": 1000},
+    }
+
 if os.environ.get("BENCH_REDIS_URL"):
     SSE_RESPONSE_BROADCAST = {
         "BACKEND": "sse_response.broadcast.RedisBackend",

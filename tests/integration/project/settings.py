@@ -38,6 +38,15 @@ if "SSE_IT_DATABASE" in os.environ:
         }
     }
 
+if "SSE_IT_POSTGRES" in os.environ:
+    import json
+
+    DATABASES = {"default": json.loads(os.environ["SSE_IT_POSTGRES"])}
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.PostgresBackend",
+        "OPTIONS": {"history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000"))},
+    }
+
 if "SSE_IT_REDIS_URL" in os.environ:
     SSE_RESPONSE_BROADCAST = {
         "BACKEND": "sse_response.broadcast.RedisBackend",
