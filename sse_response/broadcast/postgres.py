@@ -200,13 +200,20 @@ class PostgresBackend(BaseBackend):
     async def attach(self, subscriber: Subscriber) -> Snapshot:
         self._start_listener()
         unknown = self.hub.add(subscriber)
-        if unknown or self.hub.epoch is None:
+        if not subscriber.started:
             await asyncio.to_thread(self._prepare, unknown)
         with self.hub.lock:
-            epoch = self.hub.epoch
-            starts = [self.hub.position(channel) for channel in subscriber.channels]
-        assert epoch is not None
-        return Snapshot(epoch, [start or 0 for start in starts])
+            if not subscriber.started:
+                raise BroadcastError(
+                    f"The database {self.alias!r} cannot be reached to listen."
+                )
+            assert subscriber.epoch is not None
+            # Where it was added, not where the channel stands now: what the
+            # catch-up read below delivered since is the subscriber's to send.
+            return Snapshot(
+                subscriber.epoch,
+                [subscriber.starts[channel] for channel in subscriber.channels],
+            )
 
     def _prepare(self, channels: list[str]) -> None:
         """Wait for the listener, and find where the new ``channels`` stand."""

@@ -10,7 +10,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from sse_response import EventStreamHttpResponse
-from sse_response.broadcast import subscribe
+from sse_response.broadcast import apublish, subscribe
 from sse_response.broadcast.base import BaseBackend
 from sse_response.parsing import ServerSentEvent
 from tests.support import WAIT
@@ -53,3 +53,8 @@ def resets(events: list[ServerSentEvent]) -> list[list[str]]:
         for event in events
         if event.type == "stream-reset"
     ]
+
+
+async def publish_numbers(channel: str, numbers_: range) -> list[str]:
+    """Publish ``{"n": n}`` as event ``n`` for each n; return their ids."""
+    return [await apublish(channel, {"event": "n", "data": {"n": n}}) for n in numbers_]
