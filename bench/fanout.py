@@ -285,7 +285,12 @@ OURS = ("memory", "redis", "postgres")
 PEERS = {
     "broadcaster": ("/fanout/", "/fanout/count/"),
     "eventstream": ("/eventstream/", "/fanout/eventstream-count/"),
+    "channels": ("/fanout/", "/fanout/count/"),
+    "channels-pubsub": ("/fanout/", "/fanout/count/"),
 }
+
+#: The channel layer of each Channels row.
+LAYERS = {"channels": "core", "channels-pubsub": "pubsub"}
 
 
 def run_row(
@@ -312,6 +317,9 @@ def run_row(
             server = uvicorn(
                 peer_python, scratch, env, "fanout_broadcaster:app", lifespan="on"
             )
+        elif backend in LAYERS:
+            env["BENCH_CHANNELS_LAYER"] = LAYERS[backend]
+            server = uvicorn(peer_python, scratch, env, "fanout_channels:application")
         else:
             server = uvicorn(python, scratch, env)
         port, pid = stack.enter_context(server)
@@ -343,6 +351,22 @@ def run_row(
         elif backend == "broadcaster":
             for first, number, interval in phases:
                 publish_raw(url, first, number, interval)
+        elif backend in LAYERS:
+            for first, number, interval in phases:
+                subprocess.run(
+                    [
+                        peer_python,
+                        str(Path(__file__)),
+                        "publish-channels",
+                        url,
+                        LAYERS[backend],
+                        str(first),
+                        str(number),
+                        str(interval),
+                    ],
+                    check=True,
+                    timeout=300,
+                )
         elif backend == "memory":
             get(port, f"/fanout/publish/?count={PACED}&interval={PACED_INTERVAL}")
             get(port, f"/fanout/publish/?count={BURST}&interval=0&first={PACED + 1}")
@@ -463,6 +487,28 @@ def publish_eventstream(port: str, first: int, count: int, interval: float) -> N
             time.sleep(interval)
 
 
+def publish_channels(
+    url: str, layer: str, first: int, count: int, interval: float
+) -> None:
+    """Channels' publisher: group_send of SSE text, from a process of its own."""
+    os.environ["BENCH_REDIS_URL"] = url
+    os.environ["BENCH_CHANNELS_LAYER"] = layer
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+    sys.path.insert(0, str(APPS))
+    import django
+
+    django.setup()
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    group_send = async_to_sync(get_channel_layer().group_send)
+    for n in range(first, first + count):
+        text = json.dumps({"n": n, "at": time.time()}, separators=(",", ":"))
+        group_send("bench", {"type": "bench.event", "text": f"data: {text}\n\n"})
+        if interval:
+            time.sleep(interval)
+
+
 def publish_raw(url: str, first: int, count: int, interval: float) -> None:
     """broadcaster's publisher: a Redis PUBLISH, what broadcaster listens to."""
     import redis
@@ -560,7 +606,15 @@ def merge(paths: list[Path]) -> None:
         data = json.loads(path.read_text())
         rows.extend(data["rows"])
         idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
-    order = ["memory", "redis", "postgres", "broadcaster", "eventstream"]
+    order = [
+        "memory",
+        "redis",
+        "postgres",
+        "broadcaster",
+        "eventstream",
+        "channels",
+        "channels-pubsub",
+    ]
     rows.sort(key=lambda row: (row["subscribers"], order.index(row["backend"])))
     write(rows, idle)
 
@@ -572,6 +626,10 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "merge":
         merge([Path(name) for name in sys.argv[2:]])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "publish-channels":
+        url, layer, first, count, interval = sys.argv[2:7]
+        publish_channels(url, layer, int(first), int(count), float(interval))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "publish-eventstream":
         port, first, count, interval = sys.argv[2:6]

@@ -54,3 +54,15 @@ if os.environ.get("BENCH_EVENTSTREAM_REDIS_PORT"):
         "port": int(os.environ["BENCH_EVENTSTREAM_REDIS_PORT"]),
         "db": 0,
     }
+
+# The Django Channels fan-out peer (bench/apps/fanout_channels.py).
+if os.environ.get("BENCH_CHANNELS_LAYER"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": {
+                "core": "channels_redis.core.RedisChannelLayer",
+                "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            }[os.environ["BENCH_CHANNELS_LAYER"]],
+            "CONFIG": {"hosts": [os.environ["BENCH_REDIS_URL"]]},
+        }
+    }
