@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import django
 import pytest
@@ -14,6 +15,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
 from tests import views  # noqa: E402
+from tests.broadcast.redis_server import RedisServer  # noqa: E402
 from tests.support import Probe  # noqa: E402
 
 _keys = itertools.count()
@@ -63,3 +65,14 @@ def serve() -> Iterator[Callable[[views.ResponseFactory], str]]:
     yield register
     for key in keys:
         views.FACTORIES.pop(key, None)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (see broadcast/redis_server.py)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

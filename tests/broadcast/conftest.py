@@ -10,7 +10,6 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,17 +49,6 @@ def use_memory_backend() -> Iterator[UseBackend]:
 def memory_backend(use_memory_backend: UseBackend) -> BaseBackend:
     """A new MemoryBackend with the default options."""
     return use_memory_backend()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server of this test's own (see redis_server.py)."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -23,16 +22,6 @@ from tests.e2e.conftest import EXAMPLES, PAGE_TIMEOUT, Screenshot, StartServer
 
 #: How many warm-up posts a test may send before every window has one.
 WARM_UP_TRIES = 50
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture

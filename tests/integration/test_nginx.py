@@ -34,7 +34,7 @@ master_process off;
 worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log info;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log off;
     client_body_temp_path {tmp}/client_body;
@@ -43,13 +43,28 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        {listen}
         location / {{
-{location}
+            {location}
         }}
     }}
 }}
 """
+
+
+def nginx_config(tmp: Path, upstream: int, listen: str) -> str:
+    """
+    An nginx configuration that proxies to ``upstream`` with PROXY_SETTINGS,
+    keeping its files in ``tmp``; ``listen`` holds the server's ``listen``
+    (and TLS) directives.
+    """
+    return CONFIG.format(
+        tmp=tmp,
+        listen=listen.strip().replace("\n", "\n" + " " * 8),
+        location=PROXY_SETTINGS.format(upstream=upstream)
+        .strip()
+        .replace("\n", "\n" + " " * 12),
+    )
 
 
 def nginx_binary() -> str:
@@ -64,12 +79,9 @@ def proxy(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """nginx in front of the served project; yields its base URL."""
     tmp = tmp_path_factory.mktemp("nginx")
     port = free_port()
-    location = PROXY_SETTINGS.format(upstream=served.server.port)
     config = tmp / "nginx.conf"
     config.write_text(
-        CONFIG.format(
-            tmp=tmp, port=port, location=location.replace("\n", "\n" + " " * 12)
-        )
+        nginx_config(tmp, served.server.port, f"listen 127.0.0.1:{port};")
     )
     with (tmp / "stderr.log").open("wb") as log:
         process = subprocess.Popen(

@@ -126,20 +126,51 @@ def start(
     )
 
 
+#: Make the server exit or reload; return how long that took, and the readers
+#: of ``clients`` (None without clients).
+Act = Callable[[Server, "list[RawStream] | None"], "tuple[float, Readers | None]"]
+
+
 def baseline(
-    factory: ServerFactory,
-    name: str,
-    what: str,
-    code: Path,
-    act: Callable[[Server], tuple[float, object]],
+    factory: ServerFactory, name: str, what: str, code: Path, act: Act
 ) -> float:
     key = (name, what)
     if key not in _baselines:
         server = start(factory, name, code)
         assert pid(server) is not None  # one plain request first
-        _baselines[key] = act(server)[0]
+        _baselines[key] = act(server, None)[0]
         factory.stop_all()
     return _baselines[key]
+
+
+def shut_down_with_open_streams(
+    factory: ServerFactory,
+    name: str,
+    code: Path,
+    figures: list[tuple[str, str]],
+    what: str,
+    act: Act,
+) -> None:
+    """
+    ``act`` on a server with STREAMS open streams: every stream gets its
+    retry: hint, every source runs its finally, and it takes at most WITHIN
+    seconds more than ``act`` on the same server with none open.
+    """
+    alone = baseline(factory, name, what, code, act)
+    server = start(factory, name, code)
+    tokens, clients = open_streams(server)
+    took, readers = act(server, clients)
+    assert readers is not None
+    retried, finished = readers.ended(tokens, Reports(server.state))
+    figures.append(
+        (
+            f"{what} {name:24} {STREAMS} streams",
+            f"{took:.2f} s ({alone:.2f} s with none open), "
+            f"{retried}/{STREAMS} retry:, {finished}/{STREAMS} finally",
+        )
+    )
+    assert (retried, finished) == (STREAMS, STREAMS)
+    assert took <= alone + WITHIN
 
 
 def open_streams(server: Server) -> tuple[list[str], list[RawStream]]:
@@ -215,23 +246,14 @@ def test_a_signal_ends_open_streams_and_the_server_exits(
     code: Path,
     figures: list[tuple[str, str]],
 ) -> None:
-    alone = baseline(
-        start_server, name, signum.name, code, lambda s: time_exit(s, signum)
+    shut_down_with_open_streams(
+        start_server,
+        name,
+        code,
+        figures,
+        signum.name,
+        lambda server, clients: time_exit(server, signum, clients),
     )
-    server = start(start_server, name, code)
-    tokens, clients = open_streams(server)
-    took, readers = time_exit(server, signum, clients)
-    assert readers is not None
-    retried, finished = readers.ended(tokens, Reports(server.state))
-    figures.append(
-        (
-            f"{signum.name} {name:24} {STREAMS} streams",
-            f"exit after {took:.2f} s ({alone:.2f} s with none open), "
-            f"{retried}/{STREAMS} retry:, {finished}/{STREAMS} finally",
-        )
-    )
-    assert (retried, finished) == (STREAMS, STREAMS)
-    assert took <= alone + WITHIN
 
 
 @pytest.mark.parametrize("name", RELOADING)
@@ -239,21 +261,14 @@ def test_a_signal_ends_open_streams_and_the_server_exits(
 def test_a_code_change_reloads_with_open_streams(
     name: str, start_server: ServerFactory, code: Path, figures: list[tuple[str, str]]
 ) -> None:
-    alone = baseline(start_server, name, "reload", code, lambda s: time_reload(s, code))
-    server = start(start_server, name, code)
-    tokens, clients = open_streams(server)
-    took, readers = time_reload(server, code, clients)
-    assert readers is not None
-    retried, finished = readers.ended(tokens, Reports(server.state))
-    figures.append(
-        (
-            f"reload {name:24} {STREAMS} streams",
-            f"serves again after {took:.2f} s ({alone:.2f} s with none open), "
-            f"{retried}/{STREAMS} retry:, {finished}/{STREAMS} finally",
-        )
+    shut_down_with_open_streams(
+        start_server,
+        name,
+        code,
+        figures,
+        "reload",
+        lambda server, clients: time_reload(server, code, clients),
     )
-    assert (retried, finished) == (STREAMS, STREAMS)
-    assert took <= alone + WITHIN
 
 
 @pytest.mark.parametrize(

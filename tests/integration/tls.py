@@ -29,7 +29,7 @@ from tests.integration.servers import (
     ServerSpec,
     free_port,
 )
-from tests.integration.test_nginx import PROXY_SETTINGS, nginx_binary
+from tests.integration.test_nginx import nginx_binary, nginx_config
 
 
 @dataclass(frozen=True)
@@ -144,29 +144,10 @@ class TlsServer(Server):
 
 #: nginx speaking HTTP/2 (and HTTP/1.1) over TLS to clients, and HTTP/1.1 to
 #: the server behind it, with the proxy settings of docs/deployment.md.
-H2_CONFIG = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port} ssl http2;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        location / {{
-{location}
-        }}
-    }}
-}}
+H2_LISTEN = """\
+listen 127.0.0.1:{port} ssl http2;
+ssl_certificate {cert};
+ssl_certificate_key {key};
 """
 
 
@@ -176,17 +157,9 @@ def nginx_h2(
 ) -> Iterator[str]:
     """Run nginx with HTTP/2 in front of ``upstream_port``; yield its base URL."""
     port = free_port()
-    location = PROXY_SETTINGS.format(upstream=upstream_port)
+    listen = H2_LISTEN.format(port=port, cert=certificates.cert, key=certificates.key)
     config = tmp / "nginx.conf"
-    config.write_text(
-        H2_CONFIG.format(
-            tmp=tmp,
-            port=port,
-            cert=certificates.cert,
-            key=certificates.key,
-            location=location.replace("\n", "\n" + " " * 12),
-        )
-    )
+    config.write_text(nginx_config(tmp, upstream_port, listen))
     with (tmp / "stderr.log").open("wb") as log:
         process = subprocess.Popen(
             [nginx_binary(), "-c", str(config), "-p", str(tmp)],
