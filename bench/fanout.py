@@ -3,7 +3,7 @@ Fan-out: one channel, one server process (uvicorn with uvloop and httptools),
 1,000 and 10,000 subscribers, every published event carrying its time of
 publishing. See bench/README.md, "Fan-out".
 
-    python bench/fanout.py                       # memory and Redis, 1k and 10k
+    python bench/fanout.py                       # raw floor, memory, Redis; 1k and 10k
     python bench/fanout.py --subscribers 1000    # one size only
     python bench/fanout.py publish URL FIRST COUNT INTERVAL   # the Redis publisher
     python bench/fanout.py merge A.json B.json ...             # several runs as one
@@ -283,11 +283,15 @@ OURS = ("memory", "redis", "postgres")
 
 #: The peers' rows: the stream's path and the view that counts its streams.
 PEERS = {
+    "raw": ("/fanout/", "/fanout/count/"),
     "broadcaster": ("/fanout/", "/fanout/count/"),
     "eventstream": ("/eventstream/", "/fanout/eventstream-count/"),
     "channels": ("/fanout/", "/fanout/count/"),
     "channels-pubsub": ("/fanout/", "/fanout/count/"),
 }
+
+#: The rows whose publisher is a view of the server process: no outside service.
+IN_PROCESS = ("memory", "raw")
 
 #: The channel layer of each Channels row.
 LAYERS = {"channels": "core", "channels-pubsub": "pubsub"}
@@ -305,11 +309,13 @@ def run_row(
         if backend == "postgres":
             database = stack.enter_context(postgres_server(python))
             env["BENCH_DATABASE"] = json.dumps(database.settings)
-        elif backend != "memory":
+        elif backend not in IN_PROCESS:
             url = stack.enter_context(redis_server(scratch))
             env["BENCH_REDIS_URL"] = url
         redis_port = url.rsplit(":", 1)[1].split("/")[0] if url else ""
-        if backend == "eventstream":
+        if backend == "raw":
+            server = uvicorn(python, scratch, {}, "fanout_raw:app")
+        elif backend == "eventstream":
             server = uvicorn(
                 peer_python, scratch, {"BENCH_EVENTSTREAM_REDIS_PORT": redis_port}
             )
@@ -367,7 +373,7 @@ def run_row(
                     check=True,
                     timeout=300,
                 )
-        elif backend == "memory":
+        elif backend in IN_PROCESS:
             get(port, f"/fanout/publish/?count={PACED}&interval={PACED_INTERVAL}")
             get(port, f"/fanout/publish/?count={BURST}&interval=0&first={PACED + 1}")
         else:
@@ -548,12 +554,14 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
             else float("nan")
         )
         lost = row["expected_deliveries"] - row["deliveries"]
+        in_process = row["backend"] in IN_PROCESS
+        connections = "-" if in_process else row["redis_connections"]
         lines.append(
             f"| {row['backend']} | {row['subscribers']:,} | {row['p50_ms']:.0f} | "
             f"{row['p99_ms']:.0f} | {row['max_ms']:.0f} | "
             f"{row['last_subscriber_ms_median']:.0f} | {row['delivered_per_s']:,.0f} | "
             f"{row['rss_per_subscriber_bytes'] / 1024:.1f} | {extra:.1f} | "
-            f"{row['redis_connections'] if row['backend'] != 'memory' else '-'} | "
+            f"{connections} | "
             f"{lost} |"
         )
     (RESULTS / "fanout.md").write_text("\n".join(lines) + "\n")
@@ -607,6 +615,7 @@ def merge(paths: list[Path]) -> None:
         rows.extend(data["rows"])
         idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
     order = [
+        "raw",
         "memory",
         "redis",
         "postgres",
@@ -637,7 +646,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, nargs="*", default=[1000, 10000])
-    parser.add_argument("--backends", nargs="*", default=["memory", "redis"])
+    parser.add_argument("--backends", nargs="*", default=["raw", "memory", "redis"])
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument(
         "--peer-python",
