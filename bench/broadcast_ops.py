@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +94,8 @@ def measure(backend: str) -> dict[str, Any]:
 
         from sse_response.broadcast import get_backend, publish
 
-        rates = []
-        for run in range(RUNS):
-            started = time.perf_counter()
-            for n in range(PUBLISHES):
-                publish(f"publish-{run}", {"data": {"n": n}})
-            rates.append(PUBLISHES / (time.perf_counter() - started))
+        rates = rounds(lambda run, n: publish(f"publish-{run}", {"data": {"n": n}}))
+        floor = round_trip_floor(backend, setting)
 
         ids = [publish("replay", {"data": {"n": n}}) for n in range(MISSED + 1)]
         backend_object = get_backend()
@@ -109,10 +105,41 @@ def measure(backend: str) -> dict[str, Any]:
         "backend": backend,
         "publishes_per_s_median": statistics.median(rates),
         "publishes_per_s_runs": rates,
+        "round_trips_per_s_median": statistics.median(floor) if floor else None,
         "resume_seconds": seconds,
         "resume_reads": reads,
         "missed": MISSED,
     }
+
+
+def rounds(call: Callable[[int, int], object]) -> list[float]:
+    """Calls per second of ``call(run, n)``, over ``RUNS`` runs of ``PUBLISHES``."""
+    rates = []
+    for run in range(RUNS):
+        started = time.perf_counter()
+        for n in range(PUBLISHES):
+            call(run, n)
+        rates.append(PUBLISHES / (time.perf_counter() - started))
+    return rates
+
+
+def round_trip_floor(backend: str, setting: dict[str, Any]) -> list[float]:
+    """
+    The service's bare round trips from one thread, with the client the
+    backend uses (redis-py ``PING``; ``SELECT 1`` on Django's connection):
+    the most that a ``publish()`` that waits for its reply can reach.
+    """
+    if backend == "redis":
+        import redis
+
+        with redis.Redis.from_url(setting["LOCATION"]) as client:
+            return rounds(lambda run, n: client.ping())
+    if backend == "postgres":
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            return rounds(lambda run, n: cursor.execute("SELECT 1"))
+    return []
 
 
 async def resume(backend: Any, last_event_id: str) -> tuple[float, int]:
@@ -151,12 +178,15 @@ def write(rows: list[dict[str, Any]]) -> None:
     (RESULTS / "broadcast_ops.json").write_text(json.dumps(data, indent=2) + "\n")
     lines = [
         "| backend | publish() from one thread, events/s (median of 5) "
+        "| bare round trips from one thread, /s (median of 5) "
         f"| resume after {MISSED:,} missed events | backend reads |",
-        "|---|---|---|---|",
+        "|---|---|---|---|---|",
     ]
     for row in rows:
+        floor = row.get("round_trips_per_s_median")
         lines.append(
             f"| {row['backend']} | {row['publishes_per_s_median']:,.0f} | "
+            f"{'-' if floor is None else f'{floor:,.0f}'} | "
             f"{row['resume_seconds'] * 1000:.0f} ms | {row['resume_reads']} |"
         )
     (RESULTS / "broadcast_ops.md").write_text("\n".join(lines) + "\n")
