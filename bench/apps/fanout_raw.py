@@ -20,6 +20,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from raw_asgi import cancel_on_disconnect
+
 _STREAM_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -55,15 +57,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 async def stream(receive: Any, send: Any) -> None:
     queue: asyncio.Queue[bytes] = asyncio.Queue()
-    task = asyncio.current_task()
-    assert task is not None
-
-    async def watch_disconnect() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        task.cancel()
-
-    watcher = asyncio.create_task(watch_disconnect())
+    watcher = cancel_on_disconnect(receive)
     await send(
         {"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS}
     )

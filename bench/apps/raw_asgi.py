@@ -19,17 +19,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return  # Lifespan events: nothing to set up.
     mode, n, token = params(scope["query_string"])
-    task = asyncio.current_task()
-    assert task is not None
-
-    async def watch_disconnect() -> None:
-        # Ending the stream when the client leaves is part of any real
-        # SSE app, and what the cleanup latency row measures.
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        task.cancel()
-
-    watcher = asyncio.create_task(watch_disconnect())
+    watcher = cancel_on_disconnect(receive)
     source = async_source(mode, n, token, encoded)
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
@@ -42,3 +32,21 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     finally:
         watcher.cancel()
         await source.aclose()
+
+
+def cancel_on_disconnect(receive: Any) -> asyncio.Task[None]:
+    """
+    Cancel the calling task when the client leaves; return the watching task
+    (cancel it when the stream ends). Ending the stream when the client
+    leaves is part of any real SSE app, and what the cleanup latency row
+    measures.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    return asyncio.create_task(watch())
