@@ -554,8 +554,7 @@ def write(rows: list[dict[str, Any]], idle: dict[int, float]) -> None:
             else float("nan")
         )
         lost = row["expected_deliveries"] - row["deliveries"]
-        in_process = row["backend"] in IN_PROCESS
-        connections = "-" if in_process else row["redis_connections"]
+        connections = "-" if row["backend"] in IN_PROCESS else row["redis_connections"]
         lines.append(
             f"| {row['backend']} | {row['subscribers']:,} | {row['p50_ms']:.0f} | "
             f"{row['p99_ms']:.0f} | {row['max_ms']:.0f} | "
@@ -614,16 +613,8 @@ def merge(paths: list[Path]) -> None:
         data = json.loads(path.read_text())
         rows.extend(data["rows"])
         idle.update({int(k): v for k, v in data["idle_rss_per_stream"].items()})
-    order = [
-        "raw",
-        "memory",
-        "redis",
-        "postgres",
-        "broadcaster",
-        "eventstream",
-        "channels",
-        "channels-pubsub",
-    ]
+    # The floor first, then ours, then the peers.
+    order = list(dict.fromkeys(["raw", *OURS, *PEERS]))
     rows.sort(key=lambda row: (row["subscribers"], order.index(row["backend"])))
     write(rows, idle)
 
