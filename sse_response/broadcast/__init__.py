@@ -129,7 +129,7 @@ def publish(
     check_channel(channel)
     payload = _payload(message, json_encoder)
     epoch, seq = get_backend().append(channel, payload)
-    return format_event_id(epoch, [channel_tag(channel)], [seq])
+    return format_event_id([epoch], [channel_tag(channel)], [seq])
 
 
 async def apublish(
@@ -142,7 +142,7 @@ async def apublish(
     check_channel(channel)
     payload = _payload(message, json_encoder)
     epoch, seq = await get_backend().aappend(channel, payload)
-    return format_event_id(epoch, [channel_tag(channel)], [seq])
+    return format_event_id([epoch], [channel_tag(channel)], [seq])
 
 
 def end_streams(*channels: str) -> None:

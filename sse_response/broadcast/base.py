@@ -7,8 +7,8 @@ A backend stores the events of each channel with a sequence number that it
 assigns atomically with the write (1, 2, 3, ... per channel), keeps a bounded
 history of them for replay, and feeds every event it stores, in order, to
 its :class:`~sse_response.broadcast.hub.LocalHub`, the one fan-out point of
-the process. Its epoch changes whenever its history is lost, so that ids
-written before can be told from ids written after.
+the process. A channel's epoch changes whenever its history may have been
+lost, so that ids written before can be told from ids written after.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sse_response.broadcast.hub import LocalHub, Subscriber
+from sse_response.broadcast.positions import Lineage
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -57,12 +58,22 @@ class Page:
 @dataclass(frozen=True)
 class Snapshot:
     """
-    Where a new subscriber starts: the epoch, and for each of its channels
-    the position after which every event reaches it live.
+    Where a new subscriber starts: for each of its channels, the lineage of
+    its sequence numbers and the position after which every event reaches
+    it live.
     """
 
-    epoch: str
+    lineages: list[Lineage]
     starts: list[int]
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Snapshot:
+        """The snapshot of a subscriber whose start is known on every channel."""
+        channels = subscriber.channels
+        return cls(
+            [subscriber.lineages[channel] for channel in channels],
+            [subscriber.starts[channel] for channel in channels],
+        )
 
 
 class BaseBackend:
@@ -89,7 +100,7 @@ class BaseBackend:
     def append(self, channel: str, payload: bytes | None) -> tuple[str, int]:
         """
         Store ``payload`` as the next entry of ``channel`` and return the
-        epoch and the sequence number it was given. Return only once it is
+        channel's epoch and the sequence number it was given. Return only once it is
         stored; raise :class:`BroadcastError` when it cannot be. Every
         process's hub then delivers it to its subscribers of the channel.
         """

@@ -24,12 +24,17 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 
-__all__ = ["EPOCH", "EVENT", "GAP", "Item", "LocalHub", "Subscriber"]
+from sse_response.broadcast.positions import Lineage
+
+__all__ = ["EPOCH", "EVENT", "GAP", "RENAME", "Item", "LocalHub", "Subscriber"]
 
 #: Kinds of the items a subscriber receives.
 EVENT = 0  # (EVENT, channel, seq, payload): payload None ends the stream
-EPOCH = 1  # (EPOCH, "", 0, new epoch): the backend lost its history
+EPOCH = 1  # (EPOCH, channel, base, epoch): the channel's history was lost;
+#            it goes on in a new epoch from position base
 GAP = 2  # (GAP, channel, seq, None): what came before seq is gone
+RENAME = 3  # (RENAME, channel, base, epoch): the channel goes on in a new
+#             epoch that holds its positions up to base
 
 Item = tuple[int, str, int, bytes | str | None]
 
@@ -47,9 +52,9 @@ class Subscriber:
     __slots__ = (
         "_waiter",
         "channels",
-        "epoch",
         "items",
         "limit",
+        "lineages",
         "loop",
         "overflowed",
         "size",
@@ -65,16 +70,16 @@ class Subscriber:
         self.size = 0
         self.overflowed = False
         self._waiter: asyncio.Future[None] | None = None
-        #: The epoch, and the position on each channel, after which every
-        #: item reaches this subscriber: set by the hub, under its lock, when
-        #: each becomes known.
-        self.epoch: str | None = None
+        #: The lineage of each channel, and the position on it after which
+        #: every item reaches this subscriber: set by the hub, under its
+        #: lock, when each becomes known.
+        self.lineages: dict[str, Lineage] = {}
         self.starts: dict[str, int] = {}
 
     @property
     def started(self) -> bool:
-        """Whether its epoch and its start on every channel are known."""
-        return self.epoch is not None and len(self.starts) == len(self.channels)
+        """Whether its start on every channel is known."""
+        return len(self.starts) == len(self.channels)
 
 
 def _wake(futures: Iterable[asyncio.Future[None]]) -> None:
@@ -84,12 +89,14 @@ def _wake(futures: Iterable[asyncio.Future[None]]) -> None:
 
 
 class _Channel:
-    __slots__ = ("position", "subscribers")
+    __slots__ = ("lineage", "position", "subscribers")
 
-    def __init__(self, position: int | None) -> None:
+    def __init__(self) -> None:
         #: The last sequence number handed to the subscribers (None: unknown
-        #: yet, for a channel the backend has still to look up).
-        self.position = position
+        #: yet, for a channel the backend has still to look up), and the
+        #: lineage it belongs to.
+        self.position: int | None = None
+        self.lineage = Lineage("")
         self.subscribers: dict[Subscriber, None] = {}
 
 
@@ -105,11 +112,13 @@ class LocalHub:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        #: Notified when channels are added (the Redis reader waits on it).
+        #: Notified when channels are added or dropped.
         self.changed = threading.Condition(self.lock)
-        #: The backend's epoch, once known.
-        self.epoch: str | None = None
         self._channels: dict[str, _Channel] = {}
+        #: Channels that got their first subscriber or lost their last one
+        #: since the backend last asked (:meth:`take_changes`).
+        self._added: dict[str, None] = {}
+        self._dropped: dict[str, None] = {}
 
     # Subscribers.
 
@@ -117,16 +126,18 @@ class LocalHub:
         """Add ``subscriber``; return its channels whose position is unknown."""
         unknown = []
         with self.lock:
-            subscriber.epoch = self.epoch
             for channel in subscriber.channels:
                 state = self._channels.get(channel)
                 if state is None:
-                    state = self._channels[channel] = _Channel(None)
+                    state = self._channels[channel] = _Channel()
+                    self._added[channel] = None
+                    self._dropped.pop(channel, None)
                 state.subscribers[subscriber] = None
                 if state.position is None:
                     unknown.append(channel)
                 else:
                     subscriber.starts[channel] = state.position
+                    subscriber.lineages[channel] = state.lineage
             if unknown:
                 self.changed.notify_all()
         return unknown
@@ -143,16 +154,47 @@ class LocalHub:
                 state.subscribers.pop(subscriber, None)
                 if not state.subscribers:
                     del self._channels[channel]
+                    if channel in self._added:
+                        del self._added[channel]
+                    else:
+                        self._dropped[channel] = None
+                    self.changed.notify_all()
+
+    def take_changes(self) -> tuple[list[str], list[str]]:
+        """
+        The channels that got their first subscriber, and those that lost
+        their last one, since the last call (a backend that subscribes to
+        channels on its service follows them so).
+        """
+        with self.lock:
+            added, dropped = list(self._added), list(self._dropped)
+            self._added.clear()
+            self._dropped.clear()
+            return added, dropped
+
+    def channels(self) -> list[str]:
+        """Every channel that has a subscriber."""
+        with self.lock:
+            return list(self._channels)
 
     def position(self, channel: str) -> int | None:
         with self.lock:
             state = self._channels.get(channel)
             return None if state is None else state.position
 
-    def set_position(self, channel: str, position: int) -> int | None:
+    def state(self, channel: str) -> tuple[int, Lineage] | None:
+        """A channel's position and lineage (``None``: unknown or unheard)."""
+        with self.lock:
+            state = self._channels.get(channel)
+            if state is None or state.position is None:
+                return None
+            return state.position, state.lineage
+
+    def set_position(self, channel: str, position: int, lineage: Lineage) -> int | None:
         """
-        Set the position of a channel whose position is unknown; return the
-        channel's position (``None`` if nobody listens to it any more).
+        Set the position and lineage of a channel whose position is unknown;
+        return the channel's position (``None`` if nobody listens to it any
+        more).
         """
         with self.lock:
             state = self._channels.get(channel)
@@ -160,10 +202,38 @@ class LocalHub:
                 return None
             if state.position is None:
                 state.position = position
+                state.lineage = lineage
+                wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
                 for subscriber in state.subscribers:
                     subscriber.starts[channel] = position
+                    subscriber.lineages[channel] = lineage
+                    waiter = subscriber._waiter
+                    if waiter is not None and subscriber.started:
+                        subscriber._waiter = None
+                        wake.setdefault(subscriber.loop, []).append(waiter)
+                self._wake(wake)
                 self.changed.notify_all()
             return state.position
+
+    async def wait_started(self, subscriber: Subscriber, timeout: float) -> bool:
+        """
+        Wait until the start of ``subscriber`` is known on every channel (a
+        backend looks them up); return whether it was within ``timeout``
+        seconds.
+        """
+        loop = subscriber.loop
+        deadline = loop.time() + timeout
+        while True:
+            with self.lock:
+                if subscriber.started:
+                    return True
+                waiter = subscriber._waiter = loop.create_future()
+            try:
+                await asyncio.wait_for(waiter, max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:
+                return subscriber.started
+            finally:
+                subscriber._waiter = None
 
     def positions(self) -> dict[str, int]:
         """The channels that have listeners and a known position."""
@@ -188,19 +258,26 @@ class LocalHub:
 
     # Delivery, from any thread.
 
-    def deliver(self, channel: str, entries: Iterable[tuple[int, bytes | None]]) -> int:
+    def deliver(
+        self,
+        channel: str,
+        entries: Iterable[tuple[int, bytes | None]],
+        lineage: Lineage | None = None,
+    ) -> int:
         """
         Hand the stored ``entries`` (sequence number and payload, in order)
         of ``channel`` to its subscribers; skip those already handed. Return
         the channel's position after them (-1 if nobody listens to it).
+        ``lineage`` is that of the entries, when it may have changed.
         """
         with self.lock:
             state = self._channels.get(channel)
-            if state is None:
+            if state is None or state.position is None:
                 return -1
+            if lineage is not None and lineage != state.lineage:
+                self._relineage(state, channel, lineage)
             position = state.position
-            if position is None:
-                return -1
+            assert position is not None
             items: list[Item] = []
             for seq, payload in entries:
                 if seq > position:
@@ -220,27 +297,33 @@ class LocalHub:
             state.position = position
             self._push(state.subscribers, [(GAP, channel, position, None)])
 
-    def new_epoch(self, epoch: str) -> None:
+    def relineage(self, channel: str, lineage: Lineage) -> None:
         """
-        The backend lost its history and starts again under ``epoch``: every
-        channel starts over at position 0, and every subscriber is told.
+        ``channel`` goes on in ``lineage``: if that does not hold the
+        position handed out so far (its history was lost), the channel goes
+        on from the lineage's base and its subscribers are told.
         """
         with self.lock:
-            if self.epoch == epoch:
-                return
-            first = self.epoch is None
-            self.epoch = epoch
-            told: dict[Subscriber, None] = {}
-            for state in self._channels.values():
-                if not first:
-                    state.position = 0
-                for subscriber in state.subscribers:
-                    if subscriber.epoch is None:
-                        subscriber.epoch = epoch
-                    elif not first:
-                        told[subscriber] = None
-            if told:
-                self._push(told, [(EPOCH, "", 0, epoch)])
+            state = self._channels.get(channel)
+            if (
+                state is not None
+                and state.position is not None
+                and lineage != state.lineage
+            ):
+                self._relineage(state, channel, lineage)
+
+    def _relineage(self, state: _Channel, channel: str, lineage: Lineage) -> None:
+        # Called with the lock held, for a channel whose position is known.
+        position = state.position
+        assert position is not None
+        old = state.lineage
+        state.lineage = lineage
+        if lineage.holds(old.epoch, position):
+            item: Item = (RENAME, channel, lineage.base, lineage.epoch)
+        else:
+            state.position = lineage.base if old.epoch == lineage.prev else 0
+            item = (EPOCH, channel, state.position, lineage.epoch)
+        self._push(state.subscribers, [item])
 
     def _push(self, subscribers: Iterable[Subscriber], items: list[Item]) -> None:
         # Called with the lock held.
@@ -268,6 +351,13 @@ class LocalHub:
                 wake.setdefault(subscriber.loop, []).append(waiter)
         for subscriber in cut_off:
             self._remove(subscriber)
+        self._wake(wake)
+
+    @staticmethod
+    def _wake(
+        wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]],
+    ) -> None:
+        # One callback per loop, whatever the number of its subscribers.
         for loop, futures in wake.items():
             # A closed loop: its streams are over.
             with contextlib.suppress(RuntimeError):

@@ -4,7 +4,7 @@ MemoryBackend: the history of each channel in this process's memory.
 For one process (``make demo``, ``runserver``, a single uvicorn worker, and
 tests): no outside service. Events published in one process reach only the
 streams of that process, and the history is lost when it exits (a new
-process has a new epoch, so a client that comes back is told with a
+process has new epochs, so a client that comes back is told with a
 ``stream-reset``).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from sse_response.broadcast.base import BaseBackend, Entry, Page, Snapshot
 from sse_response.broadcast.hub import Subscriber
-from sse_response.broadcast.positions import new_epoch
+from sse_response.broadcast.positions import Lineage, new_epoch
 
 __all__ = ["MemoryBackend"]
 
@@ -44,7 +44,7 @@ class MemoryBackend(BaseBackend):
     def __init__(self, location: str | None, params: Mapping[str, Any]) -> None:
         super().__init__(location, params)
         self.epoch = new_epoch(os.urandom(6))
-        self.hub.new_epoch(self.epoch)
+        self.lineage = Lineage(self.epoch)
         self._logs: dict[str, _Log] = {}
 
     def _log(self, channel: str) -> _Log:
@@ -71,11 +71,10 @@ class MemoryBackend(BaseBackend):
     def attach_now(self, subscriber: Subscriber) -> Snapshot:
         with self.hub.lock:
             for channel in self.hub.add(subscriber):
-                self.hub.set_position(channel, self._log(channel).last_seq)
-            return Snapshot(
-                self.epoch,
-                [subscriber.starts[channel] for channel in subscriber.channels],
-            )
+                self.hub.set_position(
+                    channel, self._log(channel).last_seq, self.lineage
+                )
+            return Snapshot.of(subscriber)
 
     async def read(self, channel: str, after: int, limit: int) -> Page:
         with self.hub.lock:

@@ -56,7 +56,7 @@ from sse_response.broadcast.base import (
     Snapshot,
 )
 from sse_response.broadcast.hub import Subscriber
-from sse_response.broadcast.positions import new_epoch
+from sse_response.broadcast.positions import Lineage, new_epoch
 
 __all__ = ["PostgresBackend"]
 
@@ -164,6 +164,8 @@ class PostgresBackend(BaseBackend):
         #: The connection for the subscribers' queries, one query at a time.
         self._queries: psycopg.Connection[Any] | None = None
         self._queries_lock = threading.Lock()
+        #: The lineage of every channel: the database's epoch, once known.
+        self.lineage = Lineage("")
 
     # Publishing: on Django's connection, in the caller's transaction.
 
@@ -207,13 +209,9 @@ class PostgresBackend(BaseBackend):
                 raise BroadcastError(
                     f"The database {self.alias!r} cannot be reached to listen."
                 )
-            assert subscriber.epoch is not None
             # Where it was added, not where the channel stands now: what the
             # catch-up read below delivered since is the subscriber's to send.
-            return Snapshot(
-                subscriber.epoch,
-                [subscriber.starts[channel] for channel in subscriber.channels],
-            )
+            return Snapshot.of(subscriber)
 
     def _prepare(self, channels: list[str]) -> None:
         """Wait for the listener, and find where the new ``channels`` stand."""
@@ -226,7 +224,7 @@ class PostgresBackend(BaseBackend):
         rows = self._query(_LAST_SEQS, [channels])
         last = {name: int(seq) for name, seq in rows}
         for channel in channels:
-            self.hub.set_position(channel, last.get(channel, 0))
+            self.hub.set_position(channel, last.get(channel, 0), self.lineage)
         # What was stored between that read and now has been notified to a
         # listener that did not know these channels yet: read it here.
         positions = self.hub.positions()
@@ -357,7 +355,11 @@ class PostgresBackend(BaseBackend):
         assert row is not None
         # A different epoch: the database lost the events; every channel
         # starts over at 0 and every local stream is told.
-        self.hub.new_epoch(str(row[0]))
+        epoch = str(row[0])
+        if epoch != self.lineage.epoch:
+            self.lineage = Lineage(epoch)
+            for channel in self.hub.channels():
+                self.hub.relineage(channel, self.lineage)
 
     def _listen_forever(self) -> None:
         connection: psycopg.Connection[Any] | None = None

@@ -10,8 +10,8 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-from sse_response.broadcast.base import BroadcastError
-from sse_response.broadcast.hub import EPOCH, EVENT, GAP, Subscriber
+from sse_response.broadcast.base import BroadcastError, Snapshot
+from sse_response.broadcast.hub import EPOCH, EVENT, GAP, RENAME, Subscriber
 from sse_response.broadcast.positions import (
     channel_tag,
     format_event_id,
@@ -41,24 +41,26 @@ END_RETRY_MS = 1000
 class _Cursor:
     """A stream's position on each of its channels, and the id it makes."""
 
-    __slots__ = ("_id_line", "channels", "epoch", "index", "positions", "tags")
+    __slots__ = ("_id_line", "channels", "epochs", "index", "positions", "tags")
 
-    def __init__(
-        self, epoch: str, channels: tuple[str, ...], positions: list[int]
-    ) -> None:
-        self.epoch = epoch
+    def __init__(self, channels: tuple[str, ...]) -> None:
         self.channels = channels
         self.tags = [channel_tag(channel) for channel in channels]
         self.index = {channel: i for i, channel in enumerate(channels)}
-        self.positions = positions
+        self.epochs: list[str] = []
+        self.positions: list[int] = []
         self._id_line: bytes | None = None
 
     @property
     def event_id(self) -> str:
-        return format_event_id(self.epoch, self.tags, self.positions)
+        return format_event_id(self.epochs, self.tags, self.positions)
 
     def move(self, index: int, position: int) -> None:
         self.positions[index] = position
+        self._id_line = None
+
+    def rename(self, index: int, epoch: str) -> None:
+        self.epochs[index] = epoch
         self._id_line = None
 
     def frame(self, payload: bytes) -> bytes:
@@ -115,7 +117,7 @@ class Subscription:
             return
         try:
             async for message in self._run(
-                backend, subscriber, snapshot.epoch, snapshot.starts, last_event_id
+                backend, subscriber, snapshot, last_event_id
             ):
                 yield message
         finally:
@@ -125,19 +127,20 @@ class Subscription:
         self,
         backend: BaseBackend,
         subscriber: Subscriber,
-        epoch: str,
-        starts: list[int],
+        snapshot: Snapshot,
         last_event_id: str | None,
     ) -> AsyncGenerator[EncodedMessage | dict[str, Any], None]:
-        cursor = _Cursor(epoch, self.channels, starts)
-        plan = plan_resume(last_event_id, cursor.tags, epoch, starts)
+        starts = snapshot.starts
+        cursor = _Cursor(self.channels)
+        plan = plan_resume(last_event_id, cursor.tags, snapshot.lineages, starts)
+        cursor.epochs = plan.epochs
         cursor.positions = plan.positions
         if plan.reset:
             yield cursor.reset(plan.reset)
         for index, after in enumerate(plan.replay_from):
             if after is not None:
                 async for message in self._replay(
-                    backend, cursor, index, starts[index], quiet=plan.gap_is_reset
+                    backend, cursor, index, starts[index], quiet=index in plan.reset
                 ):
                     yield message
         hub = backend.hub
@@ -149,7 +152,7 @@ class Subscription:
                 return
             frames: list[bytes] = []
             for kind, channel, seq, payload in items:
-                index = cursor.index[channel] if kind != EPOCH else -1
+                index = cursor.index[channel]
                 if kind == EVENT:
                     position = cursor.positions[index]
                     if seq <= position:
@@ -179,11 +182,19 @@ class Subscription:
                 if frames:
                     yield EncodedMessage(b"".join(frames))
                     frames = []
-                if kind == EPOCH:
+                if kind == RENAME:
+                    # The channel goes on in a new epoch that holds positions
+                    # up to seq: a stream that sent more has sent what was lost.
                     assert isinstance(payload, str)
-                    cursor.epoch = payload
-                    cursor.positions = [0] * len(cursor.channels)
-                    yield cursor.reset(list(range(len(cursor.channels))))
+                    cursor.rename(index, payload)
+                    if cursor.positions[index] > seq:
+                        cursor.move(index, seq)
+                        yield cursor.reset([index])
+                elif kind == EPOCH:
+                    assert isinstance(payload, str)
+                    cursor.rename(index, payload)
+                    cursor.move(index, seq)
+                    yield cursor.reset([index])
                 elif kind == GAP and seq > cursor.positions[index]:
                     cursor.move(index, seq)
                     yield cursor.reset([index])

@@ -209,7 +209,7 @@ def test_publish_from_a_sync_view_an_async_view_and_the_management_command(
                 timeout=60,
                 check=True,
             )
-            assert command.stdout.decode().strip().endswith(f"{channel_tag('news')}3")
+            assert command.stdout.decode().startswith(f"{channel_tag('news')}3:")
             for stream in streams:
                 events = stream.events(3)
                 assert [json.loads(event.data)["n"] for event in events] == [1, 2, 3]

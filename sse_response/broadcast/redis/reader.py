@@ -1,0 +1,421 @@
+"""
+The reader of a RedisBackend: one thread per process that holds one PUB/SUB
+connection per node, follows the hub's channels (subscribing to a channel
+when it gets its first subscriber in the process, unsubscribing when it
+loses its last), and hands what it receives to the hub.
+
+A channel is subscribed before its position is looked up, so every event
+stored after the lookup reaches it; messages that arrive between the two are
+held, then handed on past the position found. A message that skips sequence
+numbers (one was missed) is preceded by what history holds in between, and
+after a lost connection every channel of that node is read from history from
+where it stood, then goes on live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from sse_response.broadcast.redis.topology import CONNECTION_ERRORS, Node, moved
+from sse_response.broadcast.redis.wire import parse_message
+
+if TYPE_CHECKING:
+    from sse_response.broadcast.redis.backend import RedisBackend
+
+__all__ = ["Reader"]
+
+logger = logging.getLogger("sse_response.broadcast")
+
+#: How long the reader sleeps with nothing to do (it is woken for new
+#: channels; channels that lost their last subscriber wait this long).
+IDLE_WAIT = 1.0
+
+#: The first and the longest pause before connecting again.
+FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
+
+_MESSAGES = (b"message", b"smessage")
+_SUBSCRIBED = (b"subscribe", b"ssubscribe")
+_UNSUBSCRIBED = (b"unsubscribe", b"sunsubscribe")
+
+
+class _Link:
+    """The PUB/SUB connection to one node, and the channels it carries."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.connection: redis.Connection | None = None
+        #: Channels subscribed, or asked for, on this node.
+        self.channels: set[str] = set()
+        #: Asked for and not confirmed yet.
+        self.asked: set[str] = set()
+        #: Confirmed, to be looked up or caught up; messages held meanwhile.
+        self.held: dict[str, list[bytes]] = {}
+        #: Unsubscribed by us, not confirmed yet.
+        self.leaving: set[str] = set()
+        self.pause = FIRST_PAUSE
+        self.retry_at = 0.0
+        self.failed = False
+
+    def socket(self) -> socket.socket | None:
+        connection = self.connection
+        return None if connection is None else connection._sock
+
+
+class Reader(threading.Thread):
+    """The PUB/SUB side of one :class:`RedisBackend`."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        super().__init__(name="sse_response broadcast reader", daemon=True)
+        self.backend = backend
+        self.hub = backend.hub
+        self.topology = backend.topology
+        self.subscribe_command = "SSUBSCRIBE" if self.topology.sharded else "SUBSCRIBE"
+        self.unsubscribe_command = (
+            "SUNSUBSCRIBE" if self.topology.sharded else "UNSUBSCRIBE"
+        )
+        self._links: dict[Node, _Link] = {}
+        self._link_of: dict[str, _Link] = {}
+        #: Channels that need a node (a failed one, a moved slot).
+        self._orphans: set[str] = set()
+        self._waker, self._woken = socket.socketpair()
+        self._waker.setblocking(False)
+        self._woken.setblocking(False)
+        self._stopping = False
+
+    # From other threads.
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._waker.send(b"!")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+        if self.is_alive():
+            self.join(2)
+
+    # The thread.
+
+    def run(self) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    self._step()
+                except Exception:
+                    logger.exception("The broadcast reader failed; it goes on.")
+                    time.sleep(0.5)
+        finally:
+            for link in self._links.values():
+                if link.connection is not None:
+                    link.connection.disconnect()
+            self._waker.close()
+            self._woken.close()
+
+    def _step(self) -> None:
+        self._follow_hub()
+        now = time.monotonic()
+        for link in list(self._links.values()):
+            if link.connection is None and link.channels and now >= link.retry_at:
+                self._connect(link)
+        sockets: dict[Any, _Link] = {}
+        for link in self._links.values():
+            sock = link.socket()
+            if sock is not None:
+                sockets[sock] = link
+        timeout = IDLE_WAIT
+        waiting = [
+            link.retry_at - now
+            for link in self._links.values()
+            if link.connection is None and link.channels
+        ]
+        if self._orphans or self.topology.stale:
+            waiting.append(FIRST_PAUSE)
+        if waiting:
+            timeout = max(min(min(waiting), IDLE_WAIT), 0.0)
+        # Buffered replies are read before waiting on the sockets.
+        ready = [link for link in sockets.values() if self._buffered(link)]
+        if not ready:
+            readable, _, _ = select.select([self._woken, *sockets], [], [], timeout)
+            ready = [sockets[sock] for sock in readable if sock is not self._woken]
+        with contextlib.suppress(OSError):
+            while self._woken.recv(4096):
+                pass
+        for link in ready:
+            self._read(link)
+        for link in list(self._links.values()):
+            if link.held:
+                self._sync(link)
+
+    @staticmethod
+    def _buffered(link: _Link) -> bool:
+        connection = link.connection
+        if connection is None:
+            return False
+        try:
+            return bool(connection.can_read(timeout=0))
+        except CONNECTION_ERRORS:
+            return True
+
+    # Channels.
+
+    def _follow_hub(self) -> None:
+        added, dropped = self.hub.take_changes()
+        for channel in dropped:
+            link = self._link_of.pop(channel, None)
+            self._orphans.discard(channel)
+            if link is not None:
+                self._leave(link, [channel])
+        if self.topology.stale or self._orphans:
+            try:
+                self.topology.refresh_now()
+            except (*CONNECTION_ERRORS, redis.RedisError) as error:
+                logger.debug("The Redis nodes cannot be found yet: %s", error)
+                added = [*added, *self._orphans]
+                self._orphans.clear()
+                self._orphans.update(added)
+                return
+        self._place([*self._orphans, *added])
+
+    def _place(self, channels: list[str]) -> None:
+        self._orphans.clear()
+        by_link: dict[_Link, list[str]] = {}
+        for channel in channels:
+            if channel in self._link_of:
+                continue
+            try:
+                node = self.topology.node_for(channel)
+            except (*CONNECTION_ERRORS, redis.RedisError):
+                self._orphans.add(channel)
+                continue
+            link = self._links.get(node)
+            if link is None:
+                link = self._links[node] = _Link(node)
+            self._link_of[channel] = link
+            by_link.setdefault(link, []).append(channel)
+        for link, placed in by_link.items():
+            link.channels.update(placed)
+            link.leaving.difference_update(placed)
+            if link.connection is not None:
+                self._ask(link, placed)
+
+    def _ask(self, link: _Link, channels: list[str]) -> None:
+        connection = link.connection
+        assert connection is not None
+        link.asked.update(channels)
+        try:
+            connection.send_packed_command(
+                connection.pack_commands(
+                    [
+                        (self.subscribe_command, self.backend.pubsub_channel(channel))
+                        for channel in channels
+                    ]
+                )
+            )
+        except CONNECTION_ERRORS as error:
+            self._lost(link, error)
+
+    def _leave(self, link: _Link, channels: list[str]) -> None:
+        link.channels.difference_update(channels)
+        link.asked.difference_update(channels)
+        for channel in channels:
+            link.held.pop(channel, None)
+        connection = link.connection
+        if connection is None:
+            return
+        link.leaving.update(channels)
+        try:
+            connection.send_packed_command(
+                connection.pack_commands(
+                    [
+                        (
+                            self.unsubscribe_command,
+                            self.backend.pubsub_channel(channel),
+                        )
+                        for channel in channels
+                    ]
+                )
+            )
+        except CONNECTION_ERRORS as error:
+            self._lost(link, error)
+
+    # Connections.
+
+    def _connect(self, link: _Link) -> None:
+        connection = link.node.connect(f"{self.backend.client_name}-sub")
+        try:
+            connection.connect()
+        except CONNECTION_ERRORS as error:
+            connection.disconnect()
+            self._lost(link, error)
+            return
+        link.connection = connection
+        if link.failed:
+            logger.warning("Reconnected to Redis at %r.", link.node)
+            link.failed = False
+        link.pause = FIRST_PAUSE
+        self._ask(link, sorted(link.channels))
+
+    def _lost(self, link: _Link, error: BaseException) -> None:
+        if link.connection is not None:
+            link.connection.disconnect()
+            link.connection = None
+        if not link.failed:
+            logger.warning(
+                "Lost the PUB/SUB connection to Redis at %r (%s); reconnecting.",
+                link.node,
+                error,
+            )
+            link.failed = True
+        link.retry_at = time.monotonic() + link.pause
+        link.pause = min(link.pause * 2, LONGEST_PAUSE)
+        link.asked.clear()
+        link.held.clear()
+        link.leaving.clear()
+        self.topology.stale = True
+        if self.topology.moves:
+            # Another node may serve its channels now: place them again.
+            for channel in link.channels:
+                self._link_of.pop(channel, None)
+                self._orphans.add(channel)
+            link.channels.clear()
+            self._links.pop(link.node, None)
+
+    def _read(self, link: _Link) -> None:
+        connection = link.connection
+        if connection is None:
+            return
+        try:
+            while True:
+                try:
+                    reply = connection.read_response()
+                except redis.ResponseError as error:
+                    self._refused(link, error)
+                else:
+                    self._handle(link, reply)
+                if not connection.can_read(timeout=0):
+                    return
+        except CONNECTION_ERRORS as error:
+            self._lost(link, error)
+
+    def _refused(self, link: _Link, error: redis.ResponseError) -> None:
+        # A node that no longer serves a slot answers SSUBSCRIBE with MOVED;
+        # the reply does not say which channel, so every channel still
+        # waiting for its confirmation is placed again.
+        if moved(error) is None:
+            logger.warning("Redis at %r refused a subscription: %s", link.node, error)
+        self.topology.stale = True
+        for channel in list(link.asked):
+            link.asked.discard(channel)
+            link.channels.discard(channel)
+            self._link_of.pop(channel, None)
+            self._orphans.add(channel)
+
+    def _handle(self, link: _Link, reply: Any) -> None:
+        kind = reply[0]
+        if kind in _MESSAGES:
+            channel = self.backend.channel_of(reply[1])
+            held = link.held.get(channel)
+            if held is not None or channel in link.asked:
+                link.held.setdefault(channel, []).append(reply[2])
+            elif channel in link.channels:
+                self._deliver(link, channel, reply[2])
+        elif kind in _SUBSCRIBED:
+            channel = self.backend.channel_of(reply[1])
+            if channel in link.asked:
+                link.asked.discard(channel)
+                link.held.setdefault(channel, [])
+        elif kind in _UNSUBSCRIBED:
+            channel = self.backend.channel_of(reply[1])
+            if channel in link.leaving:
+                link.leaving.discard(channel)
+            elif channel in link.channels:
+                # The server dropped it: its slot moved to another node.
+                link.channels.discard(channel)
+                link.held.pop(channel, None)
+                self._link_of.pop(channel, None)
+                self._orphans.add(channel)
+                self.topology.stale = True
+
+    # Handing events to the hub.
+
+    def _sync(self, link: _Link) -> None:
+        """Look up or catch up the confirmed channels, then hand what was held."""
+        held, link.held = link.held, {}
+        new = [channel for channel in held if self.hub.state(channel) is None]
+        try:
+            if new:
+                for channel, (last, lineage) in self.backend.where(
+                    new, link.node
+                ).items():
+                    self.hub.set_position(channel, last, lineage)
+            for channel in held:
+                if channel not in new:
+                    self._catch_up(link, channel)
+        except CONNECTION_ERRORS as error:
+            # Looked up again once the node is back.
+            self._lost(link, error)
+            return
+        except redis.RedisError as error:
+            logger.warning("Redis at %r refused a lookup: %s", link.node, error)
+            self.topology.stale = True
+            for channel in held:
+                link.channels.discard(channel)
+                self._link_of.pop(channel, None)
+                self._orphans.add(channel)
+            return
+        for channel, messages in held.items():
+            for data in messages:
+                self._deliver(link, channel, data)
+
+    def _catch_up(self, link: _Link, channel: str, until: int | None = None) -> None:
+        """Hand on what history holds of ``channel`` past its position."""
+        for _ in range(100):
+            state = self.hub.state(channel)
+            if state is None:
+                return
+            position, lineage = state
+            found, _, stored = self.backend.history_after(
+                channel, position, link.node, until
+            )
+            if stored != lineage:
+                self.hub.relineage(channel, stored)
+                if self.hub.state(channel) != (position, stored):
+                    continue  # It starts again from another position.
+            if found and found[0][0] > position + 1:
+                # Trimmed before this process read it.
+                self.hub.gap(channel, found[0][0] - 1)
+            self.hub.deliver(channel, found, stored)
+            if len(found) < 1000:
+                return
+
+    def _deliver(self, link: _Link, channel: str, data: bytes) -> None:
+        seq, lineage, payload = parse_message(data)
+        state = self.hub.state(channel)
+        if state is None:
+            return
+        position, current = state
+        if lineage != current:
+            self.hub.relineage(channel, lineage)
+            state = self.hub.state(channel)
+            if state is None:
+                return
+            position = state[0]
+        if seq > position + 1:
+            # A message was missed (it was published while the channel was
+            # being subscribed): history has it.
+            try:
+                self._catch_up(link, channel, seq - 1)
+            except CONNECTION_ERRORS as error:
+                self._lost(link, error)
+                return
+            except redis.RedisError as error:
+                logger.warning("Redis at %r refused a read: %s", link.node, error)
+        self.hub.deliver(channel, ((seq, payload),), lineage)
