@@ -21,6 +21,9 @@ from sse_response.broadcast import get_backend
 from sse_response.broadcast.base import BaseBackend
 from tests.broadcast.postgres_server import PostgresServer
 from tests.broadcast.redis_server import RedisServer
+
+# The Redis Cluster and Sentinel sets (redis_cluster, redis_sentinel).
+from tests.broadcast.redis_topologies import redis_cluster, redis_sentinel  # noqa: F401
 from tests.support import PROTOCOLS
 
 UseBackend = Callable[..., BaseBackend]
