@@ -64,6 +64,10 @@ def _check_end_streams_on_signals() -> list[CheckMessage]:
     return []
 
 
+#: The URL schemes of one Redis.
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def _check_broadcast() -> list[CheckMessage]:
     """``SSE_RESPONSE_BROADCAST``: ids ``sse_response.E010`` to ``E029``."""
     name = "SSE_RESPONSE_BROADCAST"
@@ -156,20 +160,103 @@ def _check_broadcast() -> list[CheckMessage]:
                     )
                 )
     if backend_class is not None and backend_class.__name__ == "RedisBackend":
-        location = value.get("LOCATION")
-        if not isinstance(location, str) or not location.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            errors.append(
-                Error(
-                    f'{name}["LOCATION"] must be a redis:// URL for the '
-                    f"RedisBackend, not {location!r}.",
-                    hint='For example "redis://127.0.0.1:6379/0".',
-                    id="sse_response.E018",
-                )
-            )
+        errors.extend(_check_redis(name, value.get("LOCATION"), options))
     if backend_class is not None and backend_class.__name__ == "PostgresBackend":
         errors.extend(_check_postgres_location(name, value.get("LOCATION")))
+    return errors
+
+
+def _check_redis(
+    name: str, location: object, options: dict[str, Any]
+) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    cluster = options.get("cluster", False)
+    sentinel = options.get("sentinel")
+    urls = [location] if isinstance(location, str) else location
+    schemes = ("redis://", "rediss://") if cluster or sentinel else URL_SCHEMES
+    if (
+        not isinstance(urls, (list, tuple))
+        or not urls
+        or not all(isinstance(url, str) and url.startswith(schemes) for url in urls)
+    ):
+        errors.append(
+            Error(
+                f'{name}["LOCATION"] must be a redis:// URL for the RedisBackend '
+                f"(or a list of them, for a cluster or Sentinels), not {location!r}.",
+                hint='For example "redis://127.0.0.1:6379/0"; for a cluster, any '
+                'node (or a list of them) with "OPTIONS": {"cluster": True}; for '
+                "Sentinel, the Sentinels' URLs with "
+                '"OPTIONS": {"sentinel": "mymaster"}.',
+                id="sse_response.E018",
+            )
+        )
+    elif len(urls) > 1 and not (cluster or sentinel):
+        errors.append(
+            Error(
+                f'{name}["LOCATION"] lists several URLs, which only a cluster '
+                "(the seed nodes) or Sentinel (the Sentinels) takes.",
+                hint='Add "cluster": True or "sentinel": "<master name>" to '
+                "OPTIONS, or give one URL.",
+                id="sse_response.E021",
+            )
+        )
+    if not isinstance(cluster, bool):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["cluster"] must be True or False, not {cluster!r}.',
+                id="sse_response.E022",
+            )
+        )
+    if sentinel is not None and (not isinstance(sentinel, str) or not sentinel):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["sentinel"] must be the name of the master '
+                f"the Sentinels watch, not {sentinel!r}.",
+                hint='For example "mymaster", as in "sentinel monitor mymaster ...".',
+                id="sse_response.E023",
+            )
+        )
+    if cluster is True and sentinel:
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"] sets both "cluster" and "sentinel"; a Redis '
+                "is one or the other.",
+                id="sse_response.E024",
+            )
+        )
+    prefix = options.get("prefix", "sse_response")
+    if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["prefix"] must be a non-empty str without '
+                f"braces, not {prefix!r}.",
+                hint="Braces would change the hash slot of the keys on a cluster.",
+                id="sse_response.E025",
+            )
+        )
+    timeout = options.get("socket_timeout", 5.0)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or timeout <= 0
+    ):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["socket_timeout"] must be a positive number of '
+                f"seconds, not {timeout!r}.",
+                id="sse_response.E026",
+            )
+        )
+    kwargs = options.get("sentinel_kwargs", {})
+    if not isinstance(kwargs, dict):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["sentinel_kwargs"] must be a dict of connection '
+                f"arguments for the Sentinels, not {kwargs!r}.",
+                hint='For example {"password": "..."}.',
+                id="sse_response.E027",
+            )
+        )
     return errors
 
 

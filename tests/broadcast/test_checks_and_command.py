@@ -22,6 +22,14 @@ def error_ids(setting: Any) -> list[str]:
         return [error.id or "" for error in check_settings()]
 
 
+def redis(location: Any, **options: Any) -> dict[str, Any]:
+    return {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": location,
+        "OPTIONS": options,
+    }
+
+
 @pytest.mark.parametrize(
     ("setting", "ids"),
     [
@@ -61,6 +69,22 @@ def error_ids(setting: Any) -> list[str]:
             ["sse_response.E017"],
         ),
         ({"BACKEND": "sse_response.broadcast.RedisBackend"}, ["sse_response.E018"]),
+        (redis(["redis://a:7000", "redis://b:7000"], cluster=True), []),
+        (redis(["redis://a:26379"], sentinel="mymaster"), []),
+        (redis(["unix:///tmp/redis.sock"], cluster=True), ["sse_response.E018"]),
+        (redis(["redis://a:7000", "redis://b:7000"]), ["sse_response.E021"]),
+        (redis("redis://a:7000", cluster="yes"), ["sse_response.E022"]),
+        (redis(["redis://a:26379"], sentinel=""), ["sse_response.E023"]),
+        (
+            redis("redis://a:7000", cluster=True, sentinel="m"),
+            ["sse_response.E024"],
+        ),
+        (redis("redis://a:7000", prefix="app{1}"), ["sse_response.E025"]),
+        (redis("redis://a:7000", socket_timeout=0), ["sse_response.E026"]),
+        (
+            redis(["redis://a:26379"], sentinel="m", sentinel_kwargs="secret"),
+            ["sse_response.E027"],
+        ),
     ],
 )
 def test_check_names_the_bad_value(setting: Any, ids: list[str]) -> None:
