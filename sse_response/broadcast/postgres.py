@@ -164,6 +164,10 @@ class PostgresBackend(BaseBackend):
         #: The connection for the subscribers' queries, one query at a time.
         self._queries: psycopg.Connection[Any] | None = None
         self._queries_lock = threading.Lock()
+        #: Channels new streams wait for, and whether a lookup runs.
+        self._lookup_lock = threading.Lock()
+        self._unknown: set[str] = set()
+        self._looking = False
         #: The lineage of every channel: the database's epoch, once known.
         self.lineage = Lineage("")
 
@@ -202,16 +206,46 @@ class PostgresBackend(BaseBackend):
     async def attach(self, subscriber: Subscriber) -> Snapshot:
         self._start_listener()
         unknown = self.hub.add(subscriber)
-        if not subscriber.started:
-            await asyncio.to_thread(self._prepare, unknown)
-        with self.hub.lock:
-            if not subscriber.started:
-                raise BroadcastError(
-                    f"The database {self.alias!r} cannot be reached to listen."
-                )
-            # Where it was added, not where the channel stands now: what the
-            # catch-up read below delivered since is the subscriber's to send.
-            return Snapshot.of(subscriber)
+        if unknown:
+            self._look_up(unknown)
+        if not subscriber.started and not await self.hub.wait_started(
+            subscriber, CONNECT_WAIT
+        ):
+            raise BroadcastError(
+                f"The database {self.alias!r} cannot be reached to listen."
+            )
+        # Where it was added, not where the channel stands now: what the
+        # catch-up read below delivered since is the subscriber's to send.
+        return Snapshot.of(subscriber)
+
+    def _look_up(self, channels: list[str]) -> None:
+        """
+        Find where ``channels`` stand, together with every other channel
+        that new streams wait for: a storm of connections makes a few
+        queries, not two per stream.
+        """
+        with self._lookup_lock:
+            self._unknown.update(channels)
+            if self._looking:
+                return
+            self._looking = True
+        asyncio.get_running_loop().run_in_executor(None, self._look_up_pending)
+
+    def _look_up_pending(self) -> None:
+        while True:
+            with self._lookup_lock:
+                channels = list(self._unknown)
+                self._unknown.clear()
+                if not channels:
+                    self._looking = False
+                    return
+            try:
+                self._prepare(channels)
+            except BroadcastError as exc:
+                # Their streams give up after CONNECT_WAIT; their clients retry.
+                logger.warning("Broadcast channels cannot be looked up: %s", exc)
+            except Exception:
+                logger.exception("Broadcast channels cannot be looked up.")
 
     def _prepare(self, channels: list[str]) -> None:
         """Wait for the listener, and find where the new ``channels`` stand."""
@@ -382,6 +416,14 @@ class PostgresBackend(BaseBackend):
                     )
                     if notify.payload
                 }
+                if notified:
+                    # Every notification already received: one query reads
+                    # the events of all their channels.
+                    notified.update(
+                        notify.payload
+                        for notify in connection.notifies(timeout=0)
+                        if notify.payload
+                    )
                 positions = self.hub.positions()
                 now = time.monotonic()
                 if now - swept >= SWEEP_INTERVAL:
