@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_FILES = [
     "sse_response/static/sse_response/shared-event-source.js",
     "sse_response/py.typed",
+    "sse_response/broadcast/redis/lua/publish.lua",
 ]
 #: What is not copied to the build directory: the build reads none of it.
 NOT_SOURCES = shutil.ignore_patterns(
