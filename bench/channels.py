@@ -42,6 +42,7 @@ from fanout import (
     APPS,
     PER_CLIENT,
     RESULTS,
+    NotCounted,
     free_port,
     get,
     percentile,
@@ -123,8 +124,9 @@ BARE = "bare PUBLISH"
 #: The row whose server CPU the others are compared with.
 REFERENCE = "broadcaster"
 
-#: Seconds allowed for every stream to be subscribed.
+#: Seconds allowed for every stream to be subscribed, and without one more.
 SUBSCRIBE_TIMEOUT = 300.0
+SUBSCRIBE_STALL = 15.0
 #: How often the orchestrator asks the servers how many are subscribed.
 POLL_INTERVAL = 0.05
 #: Seconds a client waits past its last event for those still missing
@@ -542,13 +544,21 @@ def run_row(
                 clients.append(
                     (process, out, start, min(PER_CLIENT, first + n - start))
                 )
+        subscribed = count
         try:
             subscribed_at: float | None = wait_until(
-                ports, spec["count"], count, SUBSCRIBE_TIMEOUT, POLL_INTERVAL
+                ports,
+                spec["count"],
+                count,
+                SUBSCRIBE_TIMEOUT,
+                POLL_INTERVAL,
+                SUBSCRIBE_STALL,
             )
-        except RuntimeError as exc:
+        except NotCounted as exc:
+            # A stream the server could not subscribe ends (a browser would
+            # reconnect; this client does not): its events count as lost.
             print(f"channels: {row}: {exc}; publishing all the same", flush=True)
-            subscribed_at = None
+            subscribed_at, subscribed = None, exc.seen
 
         # The publishing window.
         rate, seconds = args.rate, args.seconds
@@ -605,10 +615,12 @@ def run_row(
         redis_used = (redis_cpu(masters) - redis_before) if masters else math.nan
         window = time.monotonic() - window_start
         outs = [(json.loads(out.read_text()), start) for _, out, start, _n in clients]
-    return summarize(
+    summary = summarize(
         row, count, workers, outs, published, results, subscribed_at, cpu_used,
         redis_used, window,
     )  # fmt: skip
+    summary["subscribed"] = subscribed
+    return summary
 
 
 def summarize(
@@ -717,9 +729,12 @@ def markdown(data: dict[str, Any]) -> str:
         lost = r["lost"]
         if r.get("unexpected"):
             lost = f"{lost} (+{r['unexpected']} unexpected)"
+        after = number(r["subscribed_after_s"], 2)
+        if r["subscribed_after_s"] is None:
+            after = f"never ({r.get('subscribed', 0):,} of {r['channels']:,})"
         lines.append(
             f"| {r['row']} | {r['channels']:,} | "
-            f"{number(r['subscribed_after_s'], 2)} | {number(r['p50_ms'], 1)} | "
+            f"{after} | {number(r['p50_ms'], 1)} | "
             f"{number(r['p99_ms'], 1)} | {lost} | {number(cpu)} | "
             f"{number(cpu / reference(r['channels']), 2)} | {number(redis_us, 1)} | "
             f"{number(redis_us / bare, 1)} |"

@@ -256,29 +256,47 @@ def start_clients(
     return clients
 
 
+class NotCounted(RuntimeError):
+    """The streams were not all counted in time; ``seen`` were."""
+
+    def __init__(self, message: str, seen: int) -> None:
+        super().__init__(message)
+        self.seen = seen
+
+
 def wait_until(
     ports: int | Sequence[int],
     path: str,
     count: int,
     timeout: float = 120,
     interval: float = 0.2,
+    stall: float | None = None,
 ) -> float:
     """
     Wait until the servers' ``path`` counts ``count`` streams (summed over
     the servers on ``ports``), asking every ``interval`` seconds; return the
-    ``time.time()`` of the answer that did.
+    ``time.time()`` of the answer that did. Raise :class:`NotCounted` after
+    ``timeout`` seconds, or after ``stall`` seconds without the count growing.
     """
     ports = [ports] if isinstance(ports, int) else list(ports)
     deadline = time.monotonic() + timeout
     said = 0.0
+    best, grew = -1, time.monotonic()
     while (seen := sum(int(get(port, path)) for port in ports)) < count:
-        if time.monotonic() - said >= 1.0:
-            said = time.monotonic()
+        now = time.monotonic()
+        if seen > best:
+            best, grew = seen, now
+        if now - said >= 1.0:
+            said = now
             print(
                 f"fanout: {path} counts {seen} of {count}", file=sys.stderr, flush=True
             )
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{count} streams never counted by {path}")
+        if now > deadline:
+            raise NotCounted(f"{count} streams never counted by {path}", seen)
+        if stall is not None and now - grew > stall:
+            raise NotCounted(
+                f"{path} stuck at {seen} of {count} streams for {stall:g} s", seen
+            )
         time.sleep(interval)
     return time.time()
 
