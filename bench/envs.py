@@ -3,7 +3,8 @@ The bench's own venvs, created and filled from PyPI by the bench itself.
 
 djblets 6 needs Django 4.2 while sse_response needs Django 5.2 or newer, so
 there are two: ``.venv-main`` (sse_response from this repository, the other
-peers, the client and the plotting) and ``.venv-djblets``. A venv is
+peers, the client and the plotting) and ``.venv-djblets``; the broadcast
+benchmarks add ``.venv-peers`` (Redis peers, see bench/README.md). A venv is
 (re)built only when its requirements change: a stamp file holds their hash.
 """
 
@@ -33,6 +34,19 @@ REQUIREMENTS: dict[str, list[str]] = {
         "py-spy",
     ],
     "djblets": ["djblets", "uvicorn[standard]", "gunicorn", "psutil"],
+    # The broadcast peers (fanout.py, channels.py): broadcaster 0.3.1 needs a
+    # redis-py older than 8 (with 8 a channel's first subscriber gets nothing).
+    "peers": [
+        "broadcaster==0.3.1",
+        "redis<8",
+        "sse-starlette",
+        "starlette",
+        "uvicorn[standard]",
+        "django>=5.2",
+        "django-eventstream",
+        "channels",
+        "channels_redis",
+    ],
 }
 
 

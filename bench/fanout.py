@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -27,11 +27,14 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from client import raise_fd_limit
+
 BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 APPS = BENCH / "apps"
 RESULTS = BENCH / "results"
 
@@ -42,6 +45,33 @@ PACED_INTERVAL = 0.25
 BURST = 100
 #: Streams per load-client process.
 PER_CLIENT = 5000
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """
+    The environment of a process running the bench project: the apps, then
+    this tree's sse_response (ahead of an editable install of another tree).
+    """
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(APPS), str(REPO)]),
+        "DJANGO_SETTINGS_MODULE": "djproject.settings",
+        **extra,
+    }
+
+
+def setup_django() -> None:
+    """Set up the bench project in this process (a publisher), as project_env."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+    sys.path[:0] = [str(APPS), str(REPO)]
+    import django
+
+    django.setup()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``values`` (nearest rank), nan if none."""
+    return values[min(len(values) - 1, int(len(values) * q))] if values else math.nan
 
 
 def free_port() -> int:
@@ -82,7 +112,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def redis_server(scratch: Path) -> Iterator[str]:
+def redis_server(scratch: Path, extra: Sequence[str] = ()) -> Iterator[str]:
+    """A ``redis-server`` on a free port, its files in ``scratch``; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -97,6 +128,7 @@ def redis_server(scratch: Path) -> Iterator[str]:
             "no",
             "--dir",
             str(scratch),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -121,12 +153,7 @@ def postgres_server(python: str) -> Iterator[Any]:
         subprocess.run(
             [python, "-m", "django", "migrate", "sse_response", "-v", "0"],
             cwd=APPS,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(APPS),
-                "DJANGO_SETTINGS_MODULE": "djproject.settings",
-                "BENCH_DATABASE": json.dumps(server.settings),
-            },
+            env=project_env(BENCH_DATABASE=json.dumps(server.settings)),
             check=True,
             timeout=120,
         )
@@ -169,12 +196,7 @@ def uvicorn(
             lifespan,
         ],
         cwd=APPS,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(APPS),
-            "DJANGO_SETTINGS_MODULE": "djproject.settings",
-            **env,
-        },
+        env=project_env(**env),
         stdout=log,
         stderr=log,
         start_new_session=True,
@@ -193,11 +215,22 @@ def get(port: int, path: str, timeout: float = 120) -> str:
 
 
 def start_clients(
-    python: str, port: int, path: str, count: int, events: int, scratch: Path
+    python: str,
+    port: int,
+    path: str,
+    count: int,
+    events: int,
+    scratch: Path,
+    first: int = 0,
 ) -> list[tuple[subprocess.Popen[str], Path]]:
+    """
+    Start load clients holding ``count`` streams of ``path``, PER_CLIENT a
+    process; a ``{i}`` in ``path`` becomes each stream's number, from
+    ``first`` on. Return once every client has made its connections.
+    """
     clients = []
     for index in range(0, count, PER_CLIENT):
-        out = scratch / f"client-{index}.json"
+        out = scratch / f"client-{first + index}.json"
         process = subprocess.Popen(
             [
                 python,
@@ -207,6 +240,7 @@ def start_clients(
                 str(min(PER_CLIENT, count - index)),
                 str(events),
                 str(out),
+                str(first + index),
             ],
             cwd=BENCH,
             stdout=subprocess.PIPE,
@@ -222,14 +256,49 @@ def start_clients(
     return clients
 
 
-def wait_until(port: int, path: str, count: int, timeout: float = 120) -> None:
-    """Wait until the server's ``path`` counts ``count`` streams."""
+class NotCounted(RuntimeError):
+    """The streams were not all counted in time; ``seen`` were."""
+
+    def __init__(self, message: str, seen: int) -> None:
+        super().__init__(message)
+        self.seen = seen
+
+
+def wait_until(
+    ports: int | Sequence[int],
+    path: str,
+    count: int,
+    timeout: float = 120,
+    interval: float = 0.2,
+    stall: float | None = None,
+) -> float:
+    """
+    Wait until the servers' ``path`` counts ``count`` streams (summed over
+    the servers on ``ports``), asking every ``interval`` seconds; return the
+    ``time.time()`` of the answer that did. Raise :class:`NotCounted` after
+    ``timeout`` seconds, or after ``stall`` seconds without the count growing.
+    """
+    ports = [ports] if isinstance(ports, int) else list(ports)
     deadline = time.monotonic() + timeout
-    while (seen := int(get(port, path))) < count:
-        print(f"fanout: {path} counts {seen} of {count}", file=sys.stderr, flush=True)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{count} streams never counted by {path}")
-        time.sleep(0.2)
+    said = 0.0
+    best, grew = -1, time.monotonic()
+    while (seen := sum(int(get(port, path)) for port in ports)) < count:
+        now = time.monotonic()
+        if seen > best:
+            best, grew = seen, now
+        if now - said >= 1.0:
+            said = now
+            print(
+                f"fanout: {path} counts {seen} of {count}", file=sys.stderr, flush=True
+            )
+        if now > deadline:
+            raise NotCounted(f"{count} streams never counted by {path}", seen)
+        if stall is not None and now - grew > stall:
+            raise NotCounted(
+                f"{path} stuck at {seen} of {count} streams for {stall:g} s", seen
+            )
+        time.sleep(interval)
+    return time.time()
 
 
 def release(clients: list[tuple[subprocess.Popen[str], Path]]) -> None:
@@ -434,18 +503,11 @@ def summarize(
         else 0.0
     )
 
-    def pct(values: list[float], q: float) -> float:
-        return (
-            values[min(len(values) - 1, int(len(values) * q))]
-            if values
-            else float("nan")
-        )
-
     return {
         "backend": backend,
         "subscribers": count,
-        "p50_ms": pct(paced, 0.50),
-        "p99_ms": pct(paced, 0.99),
+        "p50_ms": percentile(paced, 0.50),
+        "p99_ms": percentile(paced, 0.99),
         "max_ms": paced[-1] if paced else float("nan"),
         "last_subscriber_ms_median": statistics.median(last_subscriber)
         if last_subscriber
@@ -464,11 +526,7 @@ def publish_main(url: str, first: int, count: int, interval: float) -> None:
     """The publisher in a process of its own (Redis and PostgreSQL rows)."""
     if url.startswith("redis"):
         os.environ["BENCH_REDIS_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
-    sys.path.insert(0, str(APPS))
-    import django
-
-    django.setup()
+    setup_django()
     from sse_response.broadcast import publish
 
     for n in range(first, first + count):
@@ -480,11 +538,7 @@ def publish_main(url: str, first: int, count: int, interval: float) -> None:
 def publish_eventstream(port: str, first: int, count: int, interval: float) -> None:
     """django-eventstream's publisher: send_event, through its Redis mode."""
     os.environ["BENCH_EVENTSTREAM_REDIS_PORT"] = port
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
-    sys.path.insert(0, str(APPS))
-    import django
-
-    django.setup()
+    setup_django()
     from django_eventstream import send_event
 
     for n in range(first, first + count):
@@ -499,11 +553,7 @@ def publish_channels(
     """Channels' publisher: group_send of SSE text, from a process of its own."""
     os.environ["BENCH_REDIS_URL"] = url
     os.environ["BENCH_CHANNELS_LAYER"] = layer
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
-    sys.path.insert(0, str(APPS))
-    import django
-
-    django.setup()
+    setup_django()
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
@@ -645,8 +695,7 @@ def main() -> None:
         help="the interpreter of a venv with the peers (see bench/README.md)",
     )
     args = parser.parse_args()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     rows = []
     idle: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="fanout-") as tmp:

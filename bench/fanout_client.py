@@ -4,14 +4,22 @@ raw asyncio sockets (uvloop when installed) and, for every event, notes how
 long after its publishing (the ``at`` in its data, ``time.time()``) it
 arrived.
 
-    python fanout_client.py PORT PATH CONNECTIONS EVENTS OUT
+    python fanout_client.py PORT PATH CONNECTIONS EVENTS OUT [FIRST]
+
+A ``{i}`` in PATH becomes each connection's number, FIRST (default 0) for
+the first connection, FIRST + 1 for the next, and so on: one channel per
+connection (bench/channels.py).
 
 It prints ``ready`` once every connection is made and its request sent, then
-reads until every connection has EVENTS events (or 300 s pass; with EVENTS 0,
-it holds the connections until its stdin closes), and writes to OUT,
-as JSON, the connections that failed and, per event number, the latencies
-in milliseconds (rounded to 0.01 ms) of every connection that got it, and
-when each event was published.
+reads until every connection has EVENTS events (or 300 s pass). With EVENTS
+0, it holds the connections until its stdin closes or a line on it gives the
+total of events expected over all its connections: then it reads until they
+have that many (or QUIET seconds pass without one).
+It writes to OUT, as JSON, the connections that failed and, per event
+number, the latencies in milliseconds (rounded to 0.01 ms) of every
+connection that got it, when each event was published, how many events each
+connection got (``counts``, in connection order) and when it started to
+connect (``connect_started``, ``time.time()``).
 """
 
 from __future__ import annotations
@@ -33,6 +41,10 @@ ats: dict[int, float] = {}
 #: (a peer that loses events would otherwise be waited for until DEADLINE).
 QUIET = 20.0
 last_receipt = 0.0
+#: Events received over all connections, and the total awaited (hold mode).
+received = 0
+expected: asyncio.Future[None] | None = None
+expected_total = 0
 
 
 class Subscriber(asyncio.Protocol):
@@ -58,7 +70,7 @@ class Subscriber(asyncio.Protocol):
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        global last_receipt
+        global last_receipt, received
         now = last_receipt = time.time()
         if not self.headed:
             self.headed = True
@@ -77,6 +89,9 @@ class Subscriber(asyncio.Protocol):
             )
             ats[number] = published
             self.got += 1
+            received += 1
+        if expected is not None and received >= expected_total and not expected.done():
+            expected.set_result(None)
         if self.got >= self.wanted and not self.done.done():
             self.done.set_result(None)
 
@@ -87,40 +102,56 @@ class Subscriber(asyncio.Protocol):
 
 
 async def main(
-    port: int, path: str, connections: int, events: int
+    port: int, path: str, connections: int, events: int, first: int = 0
 ) -> dict[str, object]:
+    global expected, expected_total
     loop = asyncio.get_running_loop()
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     latencies: dict[int, list[float]] = {}
     ats.clear()
     heads, dones, transports = [], [], []
+    subscribers: list[Subscriber | None] = [None] * connections
     failed = 0
     semaphore = asyncio.Semaphore(200)
+    connect_started = time.time()
 
-    async def connect() -> None:
+    async def connect(k: int) -> None:
         nonlocal failed
         head, done = loop.create_future(), loop.create_future()
+        target = path.replace("{i}", str(first + k))
+        request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        subscriber = Subscriber(request.encode(), events, latencies, head, done)
         async with semaphore:
             try:
                 transport, _ = await loop.create_connection(
-                    lambda: Subscriber(request, events, latencies, head, done),
-                    "127.0.0.1",
-                    port,
+                    lambda: subscriber, "127.0.0.1", port
                 )
             except OSError:
                 failed += 1
                 return
+        subscribers[k] = subscriber
         transports.append(transport)
         heads.append(head)
         dones.append(done)
 
-    await asyncio.gather(*(connect() for _ in range(connections)))
+    await asyncio.gather(*(connect(k) for k in range(connections)))
     # Connected and asked: whether each stream is open and subscribed, the
     # orchestrator asks the server.
     print("ready", flush=True)
     if events == 0:
-        # Hold the streams until told (stdin closes).
-        await asyncio.to_thread(sys.stdin.readline)
+        # Hold the streams until told: stdin closes, or says how many events
+        # to wait for.
+        line = (await asyncio.to_thread(sys.stdin.readline)).strip()
+        if line:
+            expected_total = int(line)
+            expected = loop.create_future()
+            if received >= expected_total:
+                expected.set_result(None)
+            told = time.time()
+            deadline = time.monotonic() + DEADLINE
+            while not expected.done() and time.monotonic() < deadline:
+                await asyncio.wait([expected], timeout=1.0)
+                if time.time() - max(last_receipt, told) > QUIET:
+                    break
     elif dones:
         deadline = time.monotonic() + DEADLINE
         pending = set(dones)
@@ -131,6 +162,10 @@ async def main(
     missing = sum(
         1 for done in dones if not done.done() or done.exception() is not None
     )
+    # Nobody waits on these any more: closing must not make them errors.
+    for future in (*heads, *dones):
+        if not future.done():
+            future.cancel()
     for transport in transports:
         transport.abort()
     return {
@@ -138,6 +173,8 @@ async def main(
         "incomplete": missing,
         "latencies": latencies,
         "ats": ats,
+        "counts": [s.got if s is not None else 0 for s in subscribers],
+        "connect_started": connect_started,
     }
 
 
@@ -145,6 +182,7 @@ if __name__ == "__main__":
     raise_fd_limit()
     install_fast_loop()
     port, path, connections, events, out = sys.argv[1:6]
-    result = asyncio.run(main(int(port), path, int(connections), int(events)))
+    first = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+    result = asyncio.run(main(int(port), path, int(connections), int(events), first))
     with open(out, "w") as file:
         json.dump(result, file)

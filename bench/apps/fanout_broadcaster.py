@@ -2,8 +2,9 @@
 The fan-out peer: encode/broadcaster (Redis) under sse-starlette, a Starlette
 app (bench/fanout.py, ``--peers``). ``BENCH_REDIS_URL`` names the Redis.
 
-``/fanout/`` streams the channel ``bench``; ``/fanout/count/`` says how many
-streams are subscribed (counted once broadcaster's subscribe returned).
+``/fanout/`` streams the channel ``bench``, ``/channels/<i>/`` the channel
+``u<i>`` (bench/channels.py); ``/fanout/count/`` says how many streams are
+subscribed (counted once broadcaster's subscribe returned).
 """
 
 from __future__ import annotations
@@ -25,9 +26,17 @@ subscribed = 0
 
 
 async def fanout(request: Request) -> EventSourceResponse:
+    return stream("bench")
+
+
+async def one_channel(request: Request) -> EventSourceResponse:
+    return stream(f"u{request.path_params['i']}")
+
+
+def stream(channel: str) -> EventSourceResponse:
     async def events() -> AsyncIterator[dict[str, Any]]:
         global subscribed
-        async with broadcast.subscribe(channel="bench") as subscriber:
+        async with broadcast.subscribe(channel=channel) as subscriber:
             subscribed += 1
             try:
                 async for event in subscriber:  # type: ignore[union-attr]
@@ -52,6 +61,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(
-    routes=[Route("/fanout/", fanout), Route("/fanout/count/", count)],
+    routes=[
+        Route("/fanout/", fanout),
+        Route("/channels/{i:int}/", one_channel),
+        Route("/fanout/count/", count),
+    ],
     lifespan=lifespan,
 )

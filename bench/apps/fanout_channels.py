@@ -4,9 +4,10 @@ The fan-out peer: Django Channels' ``AsyncHttpConsumer`` with channels_redis
 
 ``BENCH_CHANNELS_LAYER`` is ``core`` (``RedisChannelLayer``) or ``pubsub``
 (``RedisPubSubChannelLayer``) and ``BENCH_REDIS_URL`` the Redis. ``/fanout/``
-streams the group ``bench``: each message's ``text`` is sent as it is (an
-SSE event the publisher wrote). ``/fanout/count/`` says how many streams
-joined the group.
+streams the group ``bench``, ``/channels/<i>/`` the group ``u<i>``
+(bench/channels.py): each message's ``text`` is sent as it is (an SSE event
+the publisher wrote). ``/fanout/count/`` says how many streams joined their
+group.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ subscribed = 0
 
 
 class Fanout(AsyncHttpConsumer):  # type: ignore[misc]
+    @property
+    def group(self) -> str:
+        number = self.scope.get("url_route", {}).get("kwargs", {}).get("i")
+        return "bench" if number is None else f"u{number}"
+
     async def http_request(self, message: dict[str, Any]) -> None:
         # AsyncHttpConsumer ends the consumer once handle() returns; an event
         # stream must stay, so that group messages reach bench_event().
@@ -41,14 +47,14 @@ class Fanout(AsyncHttpConsumer):  # type: ignore[misc]
             ]
         )
         await self.send_body(b"", more_body=True)
-        await self.channel_layer.group_add("bench", self.channel_name)
+        await self.channel_layer.group_add(self.group, self.channel_name)
         subscribed += 1
 
     async def bench_event(self, event: dict[str, Any]) -> None:
         await self.send_body(event["text"].encode(), more_body=True)
 
     async def disconnect(self) -> None:
-        await self.channel_layer.group_discard("bench", self.channel_name)
+        await self.channel_layer.group_discard(self.group, self.channel_name)
 
 
 class Count(AsyncHttpConsumer):  # type: ignore[misc]
@@ -59,7 +65,11 @@ class Count(AsyncHttpConsumer):  # type: ignore[misc]
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
-            [path("fanout/", Fanout.as_asgi()), path("fanout/count/", Count.as_asgi())]
+            [
+                path("fanout/", Fanout.as_asgi()),
+                path("channels/<int:i>/", Fanout.as_asgi()),
+                path("fanout/count/", Count.as_asgi()),
+            ]
         )
     }
 )

@@ -46,6 +46,9 @@ if os.environ.get("BENCH_REDIS_URL"):
         "LOCATION": os.environ["BENCH_REDIS_URL"],
         "OPTIONS": {"history": 1000},
     }
+    # The redis-cluster row of bench/channels.py: LOCATION is one of its masters.
+    if os.environ.get("BENCH_REDIS_CLUSTER"):
+        SSE_RESPONSE_BROADCAST["OPTIONS"]["cluster"] = True
 
 # The django-eventstream fan-out peer: its Redis mode (bench/fanout.py).
 if os.environ.get("BENCH_EVENTSTREAM_REDIS_PORT"):

@@ -17,4 +17,8 @@ urlpatterns = [
     path("fanout/open/", views.fanout_open),
     path("fanout/eventstream-count/", views.eventstream_count),
     path("fanout/publish/", views.fanout_publish),
+    path("channels/<int:i>/", views.channel),
+    path("channels/publish/", views.channels_publish),
+    path("channels/eventstream/<int:i>/", views.eventstream_channel),
+    path("channels/eventstream-count/", views.eventstream_listeners),
 ]

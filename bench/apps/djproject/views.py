@@ -155,3 +155,65 @@ async def eventstream_count(request: HttpRequest) -> HttpResponse:
 
     listeners = get_listener_manager().listeners_by_channel.get("bench", ())
     return HttpResponse(str(len(listeners)))
+
+
+# Many channels (bench/channels.py): one channel per subscriber.
+
+
+async def channel(request: HttpRequest, i: int) -> HttpResponse:
+    """The broadcast stream of the channel ``u<i>`` (no heartbeat)."""
+    from sse_response import EventStreamHttpResponse
+    from sse_response.broadcast import subscribe
+
+    return EventStreamHttpResponse(
+        subscribe(f"u{i}"), request=request, heartbeat=None, send_timeout=None
+    )
+
+
+async def channels_publish(request: HttpRequest) -> HttpResponse:
+    """
+    Publish, from a thread of this process, ``rate`` events a second for
+    ``seconds`` to random channels among ``u<first>`` to
+    ``u<first + channels - 1>``, each carrying its time of publishing
+    (pacing.py); answer with pacing's result, as JSON, once it is done. The
+    memory row's publisher: MemoryBackend reaches this process's streams only.
+    """
+    import json
+
+    import pacing
+
+    from sse_response.broadcast import publish
+
+    query = request.GET
+
+    def one(channel: int, data: dict[str, object]) -> None:
+        publish(f"u{channel}", {"data": data})
+
+    result = await asyncio.to_thread(
+        pacing.run,
+        one,
+        int(query["first"]),
+        int(query["channels"]),
+        float(query["rate"]),
+        float(query["seconds"]),
+        int(query.get("seed", "1")),
+        int(query.get("number", "1")),
+    )
+    return HttpResponse(json.dumps(result), content_type="application/json")
+
+
+def eventstream_channel(request: HttpRequest, i: int) -> HttpResponse:
+    """django-eventstream's own view, listening on the channel ``u<i>``."""
+    from django_eventstream.views import events
+
+    return events(request, channel=f"u{i}")
+
+
+async def eventstream_listeners(request: HttpRequest) -> HttpResponse:
+    """How many django-eventstream listeners there are, over every channel."""
+    from django_eventstream.views import get_listener_manager
+
+    manager = get_listener_manager()
+    with manager.lock:
+        count = sum(len(v) for v in manager.listeners_by_channel.values())
+    return HttpResponse(str(count))
