@@ -726,9 +726,9 @@ def markdown(data: dict[str, Any]) -> str:
             continue
         cpu = r["server_cpu_us_per_delivery"]
         redis_us = r["redis_cpu_us_per_publish"]
-        lost = r["lost"]
+        lost = f"{r['lost']:,}"
         if r.get("unexpected"):
-            lost = f"{lost} (+{r['unexpected']} unexpected)"
+            lost += f" (+{r['unexpected']:,} unexpected)"
         after = number(r["subscribed_after_s"], 2)
         if r["subscribed_after_s"] is None:
             after = f"never ({r.get('subscribed', 0):,} of {r['channels']:,})"
