@@ -28,6 +28,7 @@ from sse_response import lifetime, shutdown
 from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
+from sse_response.request_thread import release_request_thread
 
 __all__ = ["OPENING", "EmptyBody", "EventStreamBody"]
 
@@ -182,6 +183,9 @@ class EventStreamBody:
         )
         lifetime.register(self)
         shutdown.watch_for_shutdown()
+        # The thread Django keeps for this request would idle as long as the
+        # stream lasts.
+        release_request_thread()
         if lifetime.refusing_new_streams():
             self._end_retry_ms = self.end_retry_ms
         else:

@@ -132,3 +132,49 @@ def test_connect_and_abort_cycles_leave_nothing_behind(
     )
     assert after["pid"] == before["pid"]
     assert grown <= RSS_BOUND_KB
+
+
+ASGI_SERVERS = [name for name, spec in SERVERS.items() if spec.asgi]
+OPEN_STREAMS = 30
+
+
+@pytest.mark.parametrize("served", ASGI_SERVERS, indirect=True)
+@pytest.mark.timeout(60)
+def test_open_streams_hold_no_thread_each_under_asgi(
+    served: Served, figures: list[tuple[str, str]]
+) -> None:
+    """
+    Django keeps a thread for each ASGI request until it ends (its
+    ThreadSensitiveContext); a stream gives it back once it starts, so that
+    10,000 open streams are not 10,000 idle threads.
+    """
+    path = f"/stream/async_iter/?idle=1&heartbeat={HEARTBEAT}"
+    with httpx.Client() as client:
+        with RawStream(served.server.port, path) as warm:
+            assert warm.next_event().data == "1"
+        before = status(client, served)
+        streams = [RawStream(served.server.port, path) for _ in range(OPEN_STREAMS)]
+        try:
+            for stream in streams:
+                assert stream.next_event().data == "1"
+
+            def settled() -> dict[str, Any] | None:
+                now = status(client, served)
+                # A few threads may come and go (a thread-sensitive call at the
+                # end of a request, the server's own pool): not one a stream.
+                return now if now["threads"] - before["threads"] < 10 else None
+
+            try:
+                during = wait_for(settled, 10, "the requests' threads to end")
+            except AssertionError:
+                during = status(client, served)
+                raise AssertionError(f"before {before}, during {during}") from None
+        finally:
+            for stream in streams:
+                stream.close(reset=False)
+    figures.append(
+        (
+            f"threads with {OPEN_STREAMS} streams open {served.spec.name:18}",
+            f"{before['threads']}->{during['threads']}",
+        )
+    )
