@@ -54,6 +54,17 @@ class NodeMoved(Exception):
 
 def moved(error: redis.ResponseError) -> NodeMoved | None:
     """The redirection an error reply of a cluster node says, if it is one."""
+    # redis-py's parser turns "-MOVED 3999 host:port" and "-ASK ..." into
+    # MovedError and AskError (MovedError subclasses AskError) whose message
+    # has lost its first word, so the words below never matched them and a
+    # redirection was taken for an error: a process that only publishes kept
+    # sending to the old master after a failover. The address is on the error.
+    if isinstance(error, redis.exceptions.AskError):
+        address = error.node_addr
+        return NodeMoved(
+            (str(address[0]), int(address[1])),
+            asking=not isinstance(error, redis.exceptions.MovedError),
+        )
     words = str(error).split()
     if len(words) == 3 and words[0] in ("MOVED", "ASK"):
         host, _, port = words[2].rpartition(":")
@@ -292,7 +303,14 @@ class SentinelTopology(Topology):
                 port=params.get("port", 26379),
                 socket_timeout=min(self.socket_timeout, 2.0),
                 socket_connect_timeout=min(self.socket_timeout, 2.0),
-                **self.sentinel_params,
+                # No retries (as on the nodes' connections): redis-py retries
+                # 3 times by default, so one Sentinel that never answers
+                # held every publish 16 s with a socket timeout of 1 s,
+                # before the next Sentinel was asked.
+                **{
+                    "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+                    **self.sentinel_params,
+                },
             )
             try:
                 reply = client.execute_command(
