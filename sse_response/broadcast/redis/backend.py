@@ -145,7 +145,16 @@ class RedisBackend(BaseBackend):
         following a cluster's redirections (a redirected command did not
         run, so sending it again is safe). Error replies come back as
         :class:`redis.ResponseError` values; a lost connection raises.
+
+        With ``node`` given (the reader's reads, on the node where it
+        subscribed to the channel), a ``MOVED`` is raised as
+        :class:`NodeMoved` instead of followed: that node does not serve the
+        channel, so the subscription there must move too. (A replica accepts
+        ``SSUBSCRIBE`` for its master's slots, so a slot map that is stale
+        after a failover can put a subscription on the former master, where
+        what the new master publishes may never come.)
         """
+        pinned = node is not None
         asking = False
         for _ in range(MAX_REDIRECTIONS):
             if node is None:
@@ -168,6 +177,9 @@ class RedisBackend(BaseBackend):
             )
             if redirect is None:
                 return replies
+            if pinned and not redirect.asking:
+                self.topology.stale = True
+                raise redirect
             if not redirect.asking:
                 self.topology.refresh()
             node = self.topology.node_at(redirect.address)

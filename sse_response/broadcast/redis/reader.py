@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from sse_response.broadcast.redis.topology import CONNECTION_ERRORS, Node, moved
+from sse_response.broadcast.redis.topology import (
+    CONNECTION_ERRORS,
+    Node,
+    NodeMoved,
+    moved,
+)
 from sse_response.broadcast.redis.wire import parse_message
 
 if TYPE_CHECKING:
@@ -121,6 +126,14 @@ class Reader(threading.Thread):
 
     def _step(self) -> None:
         self._follow_hub()
+        # A node that serves nothing now (a master that became a replica)
+        # would keep an idle PUB/SUB connection of every process for good.
+        serving = self.topology.nodes()
+        for node, link in list(self._links.items()):
+            if not link.channels and node not in serving:
+                if link.connection is not None:
+                    link.connection.disconnect()
+                del self._links[node]
         now = time.monotonic()
         for link in list(self._links.values()):
             if link.connection is None and link.channels and now >= link.retry_at:
@@ -305,6 +318,14 @@ class Reader(threading.Thread):
         except CONNECTION_ERRORS as error:
             self._lost(link, error)
 
+    def _move(self, link: _Link, channels: list[str]) -> None:
+        """Unsubscribe ``channels`` from ``link``, to be placed again."""
+        self._leave(link, channels)
+        for channel in channels:
+            self._link_of.pop(channel, None)
+            self._orphans.add(channel)
+        self.topology.stale = True
+
     def _refused(self, link: _Link, error: redis.ResponseError) -> None:
         # A node that no longer serves a slot answers SSUBSCRIBE with MOVED;
         # the reply does not say which channel, so every channel still
@@ -363,6 +384,12 @@ class Reader(threading.Thread):
             # Looked up again once the node is back.
             self._lost(link, error)
             return
+        except NodeMoved:
+            # Subscribed on a node that does not serve them (a replica that
+            # was the master): subscribed again where the nodes, found
+            # again, say; the catch-up there starts from the same positions.
+            self._move(link, list(held))
+            return
         except redis.RedisError as error:
             logger.warning("Redis at %r refused a lookup: %s", link.node, error)
             self.topology.stale = True
@@ -415,6 +442,10 @@ class Reader(threading.Thread):
                 self._catch_up(link, channel, seq - 1)
             except CONNECTION_ERRORS as error:
                 self._lost(link, error)
+                return
+            except NodeMoved:
+                # As in _sync: this message comes again from history there.
+                self._move(link, [channel])
                 return
             except redis.RedisError as error:
                 logger.warning("Redis at %r refused a read: %s", link.node, error)
