@@ -16,6 +16,7 @@ import sys
 from sse_response.broadcast.positions import channel_tag, format_event_id
 from tests.broadcast.postgres_server import PostgresServer
 from tests.broadcast.redis_server import RedisServer
+from tests.broadcast.redis_topologies import RedisClusterSet, clients_of
 from tests.integration.servers import REPO
 
 
@@ -69,6 +70,39 @@ class RedisService(Service):
         counts: collections.Counter[str] = collections.Counter()
         for entry in self.server.clients_named("sse_response-"):
             counts[entry["name"].rsplit("-", 1)[0]] += 1
+        return dict(counts)
+
+
+class RedisClusterService(Service):
+    """A Redis Cluster (redis_topologies.py), every node given as a seed."""
+
+    name = "redis-cluster"
+
+    def __init__(self, cluster: RedisClusterSet) -> None:
+        self.cluster = cluster
+        self.env = {"SSE_IT_REDIS_CLUSTER": json.dumps(cluster.seed_urls)}
+
+    def epoch(self, channel: str) -> str:
+        return ""  # As on one Redis: each channel has its own.
+
+    def connections_by_node(self) -> dict[int, list[str]]:
+        """The names of the backends' connections on each node alive, by port."""
+        return {
+            node.port: sorted(
+                entry["name"] for entry in clients_of(node.port, "sse_response-")
+            )
+            for node in self.cluster.alive()
+        }
+
+    def connections_per_process(self) -> dict[str, int]:
+        """
+        By process and node (``<name>@<port>``): on a cluster the budget is
+        per node, 2 at most (one PUB/SUB, one command connection).
+        """
+        counts: collections.Counter[str] = collections.Counter()
+        for port, names in self.connections_by_node().items():
+            for name in names:
+                counts[f"{name.rsplit('-', 1)[0]}@{port}"] += 1
         return dict(counts)
 
 

@@ -53,3 +53,17 @@ if "SSE_IT_REDIS_URL" in os.environ:
         "LOCATION": os.environ["SSE_IT_REDIS_URL"],
         "OPTIONS": {"history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000"))},
     }
+
+# The broadcast tests on a Redis Cluster (tests/broadcast/services.py): the
+# seed URLs, as a JSON list.
+if "SSE_IT_REDIS_CLUSTER" in os.environ:
+    import json
+
+    SSE_RESPONSE_BROADCAST = {
+        "BACKEND": "sse_response.broadcast.RedisBackend",
+        "LOCATION": json.loads(os.environ["SSE_IT_REDIS_CLUSTER"]),
+        "OPTIONS": {
+            "cluster": True,
+            "history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000")),
+        },
+    }
