@@ -153,29 +153,18 @@ class Reader(threading.Thread):
             waiting.append(FIRST_PAUSE)
         if waiting:
             timeout = max(min(min(waiting), IDLE_WAIT), 0.0)
-        # Buffered replies are read before waiting on the sockets.
-        ready = [link for link in sockets.values() if self._buffered(link)]
-        if not ready:
-            readable, _, _ = select.select([self._woken, *sockets], [], [], timeout)
-            ready = [sockets[sock] for sock in readable if sock is not self._woken]
-        with contextlib.suppress(OSError):
-            while self._woken.recv(4096):
-                pass
-        for link in ready:
+        # A link's reads leave nothing buffered (see _read): the sockets say
+        # when there is more.
+        readable, _, _ = select.select([self._woken, *sockets], [], [], timeout)
+        if self._woken in readable:
+            with contextlib.suppress(OSError):
+                while self._woken.recv(4096):
+                    pass
+        for link in (sockets[sock] for sock in readable if sock is not self._woken):
             self._read(link)
         for link in list(self._links.values()):
             if link.held:
                 self._sync(link)
-
-    @staticmethod
-    def _buffered(link: _Link) -> bool:
-        connection = link.connection
-        if connection is None:
-            return False
-        try:
-            return bool(connection.can_read(timeout=0))
-        except CONNECTION_ERRORS:
-            return True
 
     # Channels.
 
@@ -313,6 +302,8 @@ class Reader(threading.Thread):
                     self._refused(link, error)
                 else:
                     self._handle(link, reply)
+                # Until every reply already received is handled, parsed or
+                # not: the caller then waits on the socket alone.
                 if not connection.can_read(timeout=0):
                     return
         except CONNECTION_ERRORS as error:
