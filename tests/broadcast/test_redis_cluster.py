@@ -346,6 +346,7 @@ async def fail_over_while_publishing(
         try:
             with Publisher(channel) as publisher:
                 await until(lambda: len(publisher.stored) >= 40, DEADLINE, "40 events")
+                old_epoch = publisher.stored[0][1]
                 for n in range(1, 6):
                     await apublish(other, message(other, n))
                     others.append(n)
@@ -360,11 +361,10 @@ async def fail_over_while_publishing(
                 beyond = publisher.stored_after(cut)[9][2]
                 for client in (both, alone):
                     await until(
-                        client.reaches(channel, (publisher.stored[0][1], beyond)),
+                        client.reaches(channel, (old_epoch, beyond)),
                         DEADLINE,
                         "the streams to get them",
                     )
-                old_epoch = publisher.stored[0][1]
                 await asyncio.to_thread(outage.kill_master)
                 killed = time.monotonic()
                 # The other channel, meanwhile: stored, or BroadcastError (a
@@ -387,7 +387,7 @@ async def fail_over_while_publishing(
                 def in_new_epoch() -> list[tuple[int, str, int, float]]:
                     return [s for s in publisher.stored if s[1] != old_epoch]
 
-                published_again = await until(
+                await until(
                     in_new_epoch, FLOWING_AGAIN_WITHIN, "a publish to be stored again"
                 )
                 first_stored = in_new_epoch()[0][3]
@@ -396,7 +396,6 @@ async def fail_over_while_publishing(
                     FLOWING_AGAIN_WITHIN,
                     "the stream to get events again",
                 )
-                del published_again
                 await until(
                     lambda: len(in_new_epoch()) >= 20, DEADLINE, "20 more events"
                 )
@@ -411,8 +410,8 @@ async def fail_over_while_publishing(
         after = meta(new_port, channel)
         base = int(after["b"] or 0)
         new_epoch = after["e"]
-        assert after["p"] == old_epoch
-        assert new_epoch not in (None, old_epoch)
+        assert after["p"] == old_epoch, (after, old_epoch)
+        assert new_epoch not in (None, old_epoch), (after, old_epoch)
         last = int(after["s"] or 0)
         stored = {(epoch, seq): n for n, epoch, seq, _ in publisher.stored}
         failed_ns = {n for n, _, _ in publisher.failed}
