@@ -57,6 +57,7 @@ from sse_response.broadcast.base import (
 )
 from sse_response.broadcast.hub import Subscriber
 from sse_response.broadcast.positions import Lineage, new_epoch
+from sse_response.broadcast.reconnect import Reconnection
 
 __all__ = ["PostgresBackend"]
 
@@ -397,7 +398,7 @@ class PostgresBackend(BaseBackend):
 
     def _listen_forever(self) -> None:
         connection: psycopg.Connection[Any] | None = None
-        pause = 0.05
+        reconnection = Reconnection(f"the database {self.alias!r}")
         swept = pruned = 0.0
         while not self._closed:
             try:
@@ -406,9 +407,7 @@ class PostgresBackend(BaseBackend):
                     self._deliver(self._query_after(self.hub.positions()))
                     swept = time.monotonic()
                     self._ready.set()
-                    if pause > 0.05:
-                        logger.warning("Reconnected to the database %r.", self.alias)
-                    pause = 0.05
+                    reconnection.back()
                 notified = {
                     notify.payload
                     for notify in connection.notifies(
@@ -444,14 +443,7 @@ class PostgresBackend(BaseBackend):
                 if connection is not None:
                     connection.close()
                     connection = self._listening = None
-                    logger.warning(
-                        "Lost the listening connection to the database %r (%s); "
-                        "reconnecting.",
-                        self.alias,
-                        exc,
-                    )
-                time.sleep(pause)
-                pause = min(pause * 2, 0.5)
+                time.sleep(reconnection.lost("listening", exc))
             except Exception:
                 logger.exception("The broadcast listener failed; it starts again.")
                 time.sleep(0.5)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from sse_response.broadcast.reconnect import FIRST_PAUSE, Reconnection
 from sse_response.broadcast.redis.topology import (
     CONNECTION_ERRORS,
     Node,
@@ -43,9 +44,6 @@ logger = logging.getLogger("sse_response.broadcast")
 #: channels; channels that lost their last subscriber wait this long).
 IDLE_WAIT = 1.0
 
-#: The first and the longest pause before connecting again.
-FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
-
 _MESSAGES = (b"message", b"smessage")
 _SUBSCRIBED = (b"subscribe", b"ssubscribe")
 _UNSUBSCRIBED = (b"unsubscribe", b"sunsubscribe")
@@ -54,7 +52,7 @@ _UNSUBSCRIBED = (b"unsubscribe", b"sunsubscribe")
 class _Link:
     """The PUB/SUB connection to one node, and the channels it carries."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, reconnection: Reconnection) -> None:
         self.node = node
         self.connection: redis.Connection | None = None
         #: Channels subscribed, or asked for, on this node.
@@ -65,9 +63,9 @@ class _Link:
         self.held: dict[str, list[bytes]] = {}
         #: Unsubscribed by us, not confirmed yet.
         self.leaving: set[str] = set()
-        self.pause = FIRST_PAUSE
-        self.retry_at = 0.0
-        self.failed = False
+        #: Kept by the reader per node, so that a link made again after a
+        #: failover still says when the node is back.
+        self.reconnection = reconnection
 
     def socket(self) -> socket.socket | None:
         connection = self.connection
@@ -88,6 +86,7 @@ class Reader(threading.Thread):
         )
         self._links: dict[Node, _Link] = {}
         self._link_of: dict[str, _Link] = {}
+        self._reconnections: dict[Node, Reconnection] = {}
         #: Channels that need a node (a failed one, a moved slot).
         self._orphans: set[str] = set()
         self._waker, self._woken = socket.socketpair()
@@ -136,7 +135,7 @@ class Reader(threading.Thread):
                 del self._links[node]
         now = time.monotonic()
         for link in list(self._links.values()):
-            if link.connection is None and link.channels and now >= link.retry_at:
+            if link.connection is None and link.channels and link.reconnection.due(now):
                 self._connect(link)
         sockets: dict[Any, _Link] = {}
         for link in self._links.values():
@@ -145,7 +144,7 @@ class Reader(threading.Thread):
                 sockets[sock] = link
         timeout = IDLE_WAIT
         waiting = [
-            link.retry_at - now
+            link.reconnection.retry_at - now
             for link in self._links.values()
             if link.connection is None and link.channels
         ]
@@ -199,7 +198,12 @@ class Reader(threading.Thread):
                 continue
             link = self._links.get(node)
             if link is None:
-                link = self._links[node] = _Link(node)
+                reconnection = self._reconnections.get(node)
+                if reconnection is None:
+                    reconnection = self._reconnections[node] = Reconnection(
+                        f"Redis at {node!r}"
+                    )
+                link = self._links[node] = _Link(node, reconnection)
             self._link_of[channel] = link
             by_link.setdefault(link, []).append(channel)
         for link, placed in by_link.items():
@@ -259,25 +263,14 @@ class Reader(threading.Thread):
             self._lost(link, error)
             return
         link.connection = connection
-        if link.failed:
-            logger.warning("Reconnected to Redis at %r.", link.node)
-            link.failed = False
-        link.pause = FIRST_PAUSE
+        link.reconnection.back()
         self._ask(link, sorted(link.channels))
 
     def _lost(self, link: _Link, error: BaseException) -> None:
         if link.connection is not None:
             link.connection.disconnect()
             link.connection = None
-        if not link.failed:
-            logger.warning(
-                "Lost the PUB/SUB connection to Redis at %r (%s); reconnecting.",
-                link.node,
-                error,
-            )
-            link.failed = True
-        link.retry_at = time.monotonic() + link.pause
-        link.pause = min(link.pause * 2, LONGEST_PAUSE)
+        link.reconnection.lost("PUB/SUB", error)
         link.asked.clear()
         link.held.clear()
         link.leaving.clear()
