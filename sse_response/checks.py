@@ -26,6 +26,7 @@ def check_settings(
     errors: list[CheckMessage] = []
     errors.extend(_check_max_sync_streams())
     errors.extend(_check_end_streams_on_signals())
+    errors.extend(_check_metrics())
     errors.extend(_check_broadcast())
     return errors
 
@@ -59,6 +60,23 @@ def _check_end_streams_on_signals() -> list[CheckMessage]:
                 hint="True (the default) makes SIGTERM and SIGINT end open "
                 "streams before the server's own handlers run.",
                 id="sse_response.E002",
+            )
+        ]
+    return []
+
+
+def _check_metrics() -> list[CheckMessage]:
+    name = "SSE_RESPONSE_METRICS"
+    if not hasattr(settings, name):
+        return []
+    value = getattr(settings, name)
+    if not isinstance(value, bool):
+        return [
+            Error(
+                f"{name} must be True or False, not {value!r}.",
+                hint="True (the default) registers the Prometheus metrics when "
+                "prometheus_client is installed.",
+                id="sse_response.E003",
             )
         ]
     return []

@@ -23,6 +23,7 @@ def test_good_settings_pass() -> None:
         errors(
             SSE_RESPONSE_MAX_SYNC_STREAMS=0,
             SSE_RESPONSE_END_STREAMS_ON_SIGNALS=False,
+            SSE_RESPONSE_METRICS=False,
         )
         == []
     )
@@ -45,6 +46,16 @@ def test_end_streams_on_signals_must_be_a_bool(value: object) -> None:
             "sse_response.E002",
             "SSE_RESPONSE_END_STREAMS_ON_SIGNALS must be True or False, "
             f"not {value!r}.",
+        )
+    ]
+
+
+@pytest.mark.parametrize("value", [0, "yes", None])
+def test_metrics_must_be_a_bool(value: object) -> None:
+    assert errors(SSE_RESPONSE_METRICS=value) == [
+        (
+            "sse_response.E003",
+            f"SSE_RESPONSE_METRICS must be True or False, not {value!r}.",
         )
     ]
 
