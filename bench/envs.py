@@ -31,6 +31,7 @@ REQUIREMENTS: dict[str, list[str]] = {
         "matplotlib",
         "psutil",
         "py-spy",
+        "prometheus_client",
     ],
     "djblets": ["djblets", "uvicorn[standard]", "gunicorn", "psutil"],
 }
