@@ -210,7 +210,7 @@ class EventStreamBody:
             outbox,
             self._encode,
             send_timeout=self.send_timeout,
-            label=_label(self.request, self.source),
+            label=None if self.request is None else str(self.request.path),
         )
         lifetime.register(self)
         started_at = loop.time()
@@ -337,13 +337,6 @@ class EventStreamBody:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
-
-
-def _label(request: HttpRequest | None, source: object) -> str:
-    """How log messages name a stream: its request's path, else its source."""
-    if request is not None:
-        return str(request.path)
-    return repr(source)
 
 
 class EmptyBody:
