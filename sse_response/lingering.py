@@ -15,14 +15,12 @@ WARNING goes to the ``sse_response`` logger, naming the request path and
 pointing at ``IDLE`` (once per path in a process; later ones at DEBUG), and
 ``sse_response_lingering_sources_total`` counts it (sse_response.metrics).
 
-One thread watches every such source (it starts with the first one), so a
-site without them pays nothing.
+One thread watches every such source, from the first one until none is left
+to watch (it looks ten times a second), so a site without them pays nothing.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -46,10 +44,12 @@ _MAX_WARNED_PATHS = 1000
 #: Told of each lingering source (sse_response.metrics sets it).
 lingering_observer: Callable[[], None] | None = None
 
-_lock = threading.Condition()
-_order = itertools.count()
-#: (when to check, tie-breaker, thread, label, when its stream ended)
-_due: list[tuple[float, int, threading.Thread, str, float]] = []
+#: How often the watcher looks at the sources it watches.
+POLL_INTERVAL = 0.1
+
+_lock = threading.Lock()
+#: [thread, label, when its stream ended], for each source not reported yet.
+_watched: list[tuple[threading.Thread, str, float]] = []
 _watcher: threading.Thread | None = None
 
 
@@ -61,28 +61,40 @@ def watch(thread: threading.Thread, label: str, ended_at: float) -> None:
     """
     global _watcher
     with _lock:
-        heapq.heappush(
-            _due,
-            (ended_at + LINGER_WARNING_AFTER, next(_order), thread, label, ended_at),
-        )
-        # A process forked from one that watched (gunicorn's --preload)
-        # has no watcher thread: start one in each process.
+        _watched.append((thread, label, ended_at))
+        # The watcher ends when nothing is left to watch (so a process is
+        # back to its threads of before), and a process forked from one that
+        # watched (gunicorn's --preload) has none: start one when needed.
         if _watcher is None or not _watcher.is_alive():
             _watcher = threading.Thread(
                 target=_watch, name="sse_response lingering sources", daemon=True
             )
             _watcher.start()
-        _lock.notify_all()
 
 
 def _watch() -> None:
+    global _watcher
     while True:
+        now = time.monotonic()
+        due = []
         with _lock:
-            while not _due or _due[0][0] > time.monotonic():
-                _lock.wait(None if not _due else _due[0][0] - time.monotonic())
-            _, _, thread, label, ended_at = heapq.heappop(_due)
-        if thread.is_alive() and not lifetime.refusing_new_streams():
-            _report(label, time.monotonic() - ended_at)
+            waiting = []
+            for entry in _watched:
+                thread, _, ended_at = entry
+                if not thread.is_alive():
+                    continue  # It yielded, and was closed: nothing to report.
+                if now >= ended_at + LINGER_WARNING_AFTER:
+                    due.append(entry)
+                else:
+                    waiting.append(entry)
+            _watched[:] = waiting
+            if not waiting and not due:
+                _watcher = None
+                return
+        for _, label, ended_at in due:
+            if not lifetime.refusing_new_streams():
+                _report(label, now - ended_at)
+        time.sleep(POLL_INTERVAL)
 
 
 def _report(label: str, seconds: float) -> None:
