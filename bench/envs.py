@@ -32,6 +32,7 @@ REQUIREMENTS: dict[str, list[str]] = {
         "matplotlib",
         "psutil",
         "py-spy",
+        "prometheus_client",
     ],
     "djblets": ["djblets", "uvicorn[standard]", "gunicorn", "psutil"],
     # The broadcast peers (fanout.py, channels.py): broadcaster 0.3.1 needs a

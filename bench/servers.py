@@ -38,6 +38,8 @@ class Row:
     push: bool = False
     #: Why a figure cannot be measured for this row, by figure.
     skip: tuple[tuple[str, str], ...] = ()
+    #: Environment variables the server gets (the bench settings read them).
+    env: tuple[tuple[str, str], ...] = ()
 
     def skip_reason(self, figure: str) -> str | None:
         """The reason ``figure`` is not measured for this row, if it is not."""
@@ -53,6 +55,10 @@ _THREADS = (
     " minutes here, past the 10-minute budget of `make bench`"
 )
 _PUSH = "events are pushed with send_event; see the throughput note"
+#: The metrics rows: the same as their row without, with the sse_response app
+#: installed and prometheus_client's metrics on (the bench settings read it).
+_METRICS = (("BENCH_METRICS", "1"),)
+_METRICS_ONLY = "the metrics rows measure the per-event cost; see their row without"
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -138,6 +144,26 @@ ROWS: tuple[Row, ...] = (
         "gunicorn",
         _WSGI_DJANGO,
         "/sse-async/",
+    ),
+    Row(
+        "sse-async-asgi-metrics",
+        "sse_response, async source, uvicorn, Prometheus metrics on",
+        "main",
+        "uvicorn",
+        _ASGI_DJANGO,
+        "/sse-async/",
+        skip=(("rss", _METRICS_ONLY),),
+        env=_METRICS,
+    ),
+    Row(
+        "sse-sync-asgi-metrics",
+        "sse_response, sync source, uvicorn, Prometheus metrics on",
+        "main",
+        "uvicorn",
+        _ASGI_DJANGO,
+        "/sse-sync/",
+        skip=(("rss", _METRICS_ONLY),),
+        env=_METRICS,
     ),
 )
 
@@ -251,6 +277,7 @@ def running(row: Row, scratch: Path) -> Iterator[Server]:
         BENCH_CLEANUP_LOG=str(cleanup_log),
         PYTHONDONTWRITEBYTECODE="1",
     )
+    env.update(dict(row.env))
     log = open(scratch / f"server-{row.key}.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         _command(row, port),

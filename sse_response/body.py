@@ -22,18 +22,30 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
-from sse_response import lifetime, shutdown
+from sse_response import lifetime, shutdown, signals
 from sse_response.encoding import HEARTBEAT
 from sse_response.outbox import Outbox
 from sse_response.pumps import Encoder, Pump
 from sse_response.request_thread import release_request_thread
 
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
 __all__ = ["OPENING", "EmptyBody", "EventStreamBody"]
 
 #: The first chunk of every stream (see above).
 OPENING = b""
+
+#: Told of every chunk of events that goes out, with the number of event
+#: blocks and of bytes in it (sse_response.metrics sets it); None: nobody.
+chunk_observer: Callable[[int, int], None] | None = None
+
+#: The end of an event block: each encoded event has exactly one, and
+#: comments and heartbeats have none.
+_BLOCK_END = b"\n\n"
 
 
 def in_event_loop() -> bool:
@@ -64,18 +76,23 @@ class EventStreamBody:
     __slots__ = (
         "_closed",
         "_encode",
+        "_end_reason",
         "_end_retry_ms",
         "_loop",
         "_outbox",
         "_started",
         "_sync_chunks",
         "_sync_thread",
+        "bytes_sent",
         "end_retry_ms",
         "error",
+        "events_sent",
         "heartbeat",
         "last_event_id",
         "max_duration",
+        "request",
         "send_timeout",
+        "sender",
         "source",
     )
 
@@ -89,8 +106,14 @@ class EventStreamBody:
         max_duration: float | None = None,
         end_retry_ms: int = 1000,
         send_timeout: float | None = None,
+        request: HttpRequest | None = None,
+        sender: Any = None,
     ) -> None:
         self.source = source
+        #: For the signals (sse_response.signals): the request, and the
+        #: sender (the response's class).
+        self.request = request
+        self.sender = sender
         self.last_event_id = last_event_id
         self.heartbeat = heartbeat
         self.max_duration = max_duration
@@ -105,8 +128,13 @@ class EventStreamBody:
         self._end_retry_ms: int | None = None
         self._sync_chunks: Generator[bytes, None, None] | None = None
         self._sync_thread: int | None = None
+        #: Set by end(): why, for stream_finished.
+        self._end_reason = signals.SHUTDOWN
         #: What the source raised, once the stream is over (see Pump.error).
         self.error: Exception | None = None
+        #: Event blocks and bytes sent so far.
+        self.events_sent = 0
+        self.bytes_sent = 0
 
     def __aiter__(self) -> AsyncGenerator[bytes, None]:
         self._start()
@@ -142,24 +170,26 @@ class EventStreamBody:
             # Another thread: wake the consumer, which stops the source.
             self._outbox.close()
 
-    def end(self, retry_ms: int | None = None) -> bool:
+    def end(self, retry_ms: int | None = None, reason: str = signals.SHUTDOWN) -> bool:
         """
         End the stream with ``retry: <retry_ms>`` (``end_retry_ms`` by
-        default); return whether it was still open. Safe from any thread and
-        from a signal handler.
+        default); return whether it was still open. ``reason`` is what
+        ``stream_finished`` will say (``end_all_streams()``: ``"shutdown"``).
+        Safe from any thread and from a signal handler.
         """
         loop = self._loop
         if loop is None or self._closed:
             return False
         try:
-            loop.call_soon_threadsafe(self._end_on_loop, retry_ms)
+            loop.call_soon_threadsafe(self._end_on_loop, retry_ms, reason)
         except RuntimeError:
             return False  # Its loop is closed: the stream is over.
         return True
 
-    def _end_on_loop(self, retry_ms: int | None) -> None:
+    def _end_on_loop(self, retry_ms: int | None, reason: str) -> None:
         if self._end_retry_ms is None:
             self._end_retry_ms = self.end_retry_ms if retry_ms is None else retry_ms
+            self._end_reason = reason
         if self._outbox is not None:
             self._outbox.close()
 
@@ -174,27 +204,41 @@ class EventStreamBody:
         if self._closed:
             # close() ran before the outbox existed, from another thread.
             return
+        state = signals.StreamState(self.request)
         pump = Pump(
             self.source,
             self.last_event_id,
             outbox,
             self._encode,
             send_timeout=self.send_timeout,
+            label=None if self.request is None else str(self.request.path),
         )
         lifetime.register(self)
-        shutdown.watch_for_shutdown()
-        # The thread Django keeps for this request would idle as long as the
-        # stream lasts.
-        release_request_thread()
-        if lifetime.refusing_new_streams():
-            self._end_retry_ms = self.end_retry_ms
-        else:
-            pump.start()
-        heartbeat = self.heartbeat
-        deadline = (
-            None if self.max_duration is None else loop.time() + self.max_duration
-        )
+        started_at = loop.time()
+        #: Why the stream ended, once known (see signals.REASONS).
+        reason: str | None = None
         try:
+            await signals.send(
+                signals.stream_started, self.sender, request=self.request
+            )
+            shutdown.watch_for_shutdown()
+            # The thread Django keeps for this request would idle as long as
+            # the stream lasts.
+            release_request_thread()
+            if lifetime.refusing_new_streams():
+                self._end_retry_ms = self.end_retry_ms
+            else:
+                # The source's task or thread copies the context now, and
+                # with it the stream's state (signals.report_end()).
+                token = signals.current_stream.set(state)
+                try:
+                    pump.start()
+                finally:
+                    signals.current_stream.reset(token)
+            heartbeat = self.heartbeat
+            deadline = (
+                None if self.max_duration is None else loop.time() + self.max_duration
+            )
             yield OPENING
             while self._end_retry_ms is None:
                 timeout = heartbeat
@@ -203,21 +247,44 @@ class EventStreamBody:
                     timeout = left if timeout is None else min(timeout, left)
                 chunk = await outbox.take(timeout)
                 if chunk:
+                    events = chunk.count(_BLOCK_END)
+                    self.events_sent += events
+                    self.bytes_sent += len(chunk)
+                    observer = chunk_observer
+                    if observer is not None:
+                        observer(events, len(chunk))
                     yield chunk
                 elif chunk is not None:
                     break
                 elif deadline is not None and loop.time() >= deadline:
                     self._end_retry_ms = self.end_retry_ms
+                    reason = signals.MAX_DURATION
                     break
                 else:
+                    self.bytes_sent += len(HEARTBEAT)
                     yield HEARTBEAT
             if pump.refused and self._end_retry_ms is None:
                 self._end_retry_ms = self.end_retry_ms
+                reason = signals.REFUSED
             if self._end_retry_ms is not None:
+                if reason is None:
+                    reason = self._end_reason
                 # A field line on its own: the client applies it at once, and
                 # no blank line follows that a lax client could take for an
                 # event.
-                yield b"retry: %d\n" % self._end_retry_ms
+                ending = b"retry: %d\n" % self._end_retry_ms
+                self.bytes_sent += len(ending)
+                yield ending
+        except (GeneratorExit, asyncio.CancelledError):
+            # Closed or cancelled while it waited: the client went away (or
+            # the server cut the stream).
+            if reason is None:
+                reason = signals.CLIENT_LEFT
+            raise
+        except BaseException:
+            if reason is None:
+                reason = signals.ERROR
+            raise
         finally:
             try:
                 await pump.stop()
@@ -226,6 +293,26 @@ class EventStreamBody:
                 # Only now: the interpreter's exit waits for this, so that the
                 # source's finally has run.
                 lifetime.unregister(self)
+                await signals.send(
+                    signals.stream_finished,
+                    self.sender,
+                    request=self.request,
+                    reason=reason or self._reason_from(pump, state),
+                    duration=loop.time() - started_at,
+                    events=self.events_sent,
+                    bytes_sent=self.bytes_sent,
+                )
+
+    def _reason_from(self, pump: Pump, state: signals.StreamState) -> str:
+        """Why the stream ended, when the outbox said so (it was finished or closed)."""
+        if pump.gave_up:
+            return signals.TOO_SLOW
+        if pump.error is not None:
+            return signals.ERROR
+        if self._closed:
+            # close() from another thread than the server's.
+            return signals.CLIENT_LEFT
+        return state.reported_reason or signals.COMPLETED
 
     def _chunks_on_own_loop(self) -> Generator[bytes, None, None]:
         loop = asyncio.new_event_loop()

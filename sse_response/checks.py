@@ -3,7 +3,8 @@ System checks (``manage.py check``) of the settings the library reads.
 
 Each check names the setting and the bad value. Ids: ``sse_response.E001``
 to ``E009`` for the response's settings, ``E010`` to ``E029`` for
-``SSE_RESPONSE_BROADCAST``.
+``SSE_RESPONSE_BROADCAST``; ``W001``: ``ATOMIC_REQUESTS`` with a broadcast
+backend that publishes before the commit.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 __all__ = ["check_settings"]
 
@@ -26,7 +27,10 @@ def check_settings(
     errors: list[CheckMessage] = []
     errors.extend(_check_max_sync_streams())
     errors.extend(_check_end_streams_on_signals())
+    errors.extend(_check_metrics())
     errors.extend(_check_broadcast())
+    if not errors:
+        errors.extend(_check_atomic_requests())
     return errors
 
 
@@ -59,6 +63,23 @@ def _check_end_streams_on_signals() -> list[CheckMessage]:
                 hint="True (the default) makes SIGTERM and SIGINT end open "
                 "streams before the server's own handlers run.",
                 id="sse_response.E002",
+            )
+        ]
+    return []
+
+
+def _check_metrics() -> list[CheckMessage]:
+    name = "SSE_RESPONSE_METRICS"
+    if not hasattr(settings, name):
+        return []
+    value = getattr(settings, name)
+    if not isinstance(value, bool):
+        return [
+            Error(
+                f"{name} must be True or False, not {value!r}.",
+                hint="True (the default) registers the Prometheus metrics when "
+                "prometheus_client is installed.",
+                id="sse_response.E003",
             )
         ]
     return []
@@ -284,3 +305,34 @@ def _check_postgres_location(name: str, location: object) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_atomic_requests() -> list[CheckMessage]:
+    """
+    ``sse_response.W001``: a database with ``ATOMIC_REQUESTS`` runs every
+    view in a transaction, and ``publish()`` on a backend outside that
+    database's transaction sends the event before the commit (and after a
+    rollback).
+    """
+    from django.db import DEFAULT_DB_ALIAS
+
+    broadcast = getattr(settings, "SSE_RESPONSE_BROADCAST", None) or {}
+    backend = str(broadcast.get("BACKEND", "sse_response.broadcast.MemoryBackend"))
+    same_database = None
+    if backend.rsplit(".", 1)[-1] == "PostgresBackend":
+        same_database = broadcast.get("LOCATION") or DEFAULT_DB_ALIAS
+    return [
+        Warning(
+            f"DATABASES[{alias!r}] has ATOMIC_REQUESTS, and the broadcast "
+            f"backend {backend.rsplit('.', 1)[-1]} stores an event outside its "
+            "transaction: publish() in a view sends the event before the view's "
+            "transaction commits, and even if it rolls back.",
+            hint="Call sse_response.broadcast.publish_on_commit() in views instead "
+            "(it publishes once the transaction commits), or add "
+            '"sse_response.W001" to SILENCED_SYSTEM_CHECKS if publishing at once '
+            "is what you want.",
+            id="sse_response.W001",
+        )
+        for alias, database in settings.DATABASES.items()
+        if database.get("ATOMIC_REQUESTS") and alias != same_database
+    ]

@@ -22,6 +22,7 @@ import contextvars
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -79,14 +80,17 @@ class Pump:
 
     __slots__ = (
         "_encode",
+        "_label",
         "_last_event_id",
         "_loop",
         "_outbox",
         "_send_timeout",
         "_source",
         "_task",
+        "_thread",
         "_thread_done",
         "error",
+        "gave_up",
         "refused",
     )
 
@@ -98,20 +102,27 @@ class Pump:
         encode: Encoder,
         *,
         send_timeout: float | None = None,
+        label: str | None = None,
     ) -> None:
         self._source = source
+        #: How log messages name the stream (its request's path).
+        self._label = label
         self._last_event_id = last_event_id
         self._outbox = outbox
         self._encode = encode
         self._send_timeout = send_timeout
         #: Whether the source was refused a thread (see max_sync_streams()).
         self.refused = False
+        #: Whether the source was closed because its client took nothing
+        #: for send_timeout seconds.
+        self.gave_up = False
         #: What the source raised (or the message it yielded that could not
         #: be encoded), if it failed.
         self.error: Exception | None = None
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         self._thread_done: asyncio.Future[None] | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Start running the source, in a task or a thread as it needs."""
@@ -139,7 +150,15 @@ class Pump:
             self._task.cancel()
             await asyncio.wait({self._task})
         if self._thread_done is not None and not self._thread_done.done():
+            stopped_at = time.monotonic()
             await asyncio.wait({self._thread_done}, timeout=SYNC_STOP_GRACE)
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                # Still blocked in the source, which has not yielded since:
+                # make it seen if it stays so (see sse_response.lingering).
+                from sse_response import lingering
+
+                lingering.watch(thread, self._label or repr(self._source), stopped_at)
 
     # Async sources: a task on the consumer's loop.
 
@@ -196,6 +215,7 @@ class Pump:
         )
 
     def _give_up_on_client(self) -> None:
+        self.gave_up = True
         logger.warning(
             "The client of an event stream took nothing for %s seconds; "
             "closing the source %r.",
@@ -221,12 +241,13 @@ class Pump:
             return
         self._thread_done = self._loop.create_future()
         context = contextvars.copy_context()
-        threading.Thread(
+        thread = self._thread = threading.Thread(
             target=context.run,
             args=(self._run_sync, source, call, self._thread_done),
             name="sse_response pump",
             daemon=True,
-        ).start()
+        )
+        thread.start()
 
     def _run_sync(self, source: Any, call: bool, done: asyncio.Future[None]) -> None:
         outbox, encode = self._outbox, self._encode

@@ -207,6 +207,8 @@ class EventStreamHttpResponse(StreamingHttpResponse):
                 max_duration=max_duration,
                 end_retry_ms=end_retry_ms,
                 send_timeout=send_timeout,
+                request=request,
+                sender=type(self),
             )
         #: The stream's own body, even once something wraps the content.
         self._event_stream_body = content

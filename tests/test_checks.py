@@ -23,6 +23,7 @@ def test_good_settings_pass() -> None:
         errors(
             SSE_RESPONSE_MAX_SYNC_STREAMS=0,
             SSE_RESPONSE_END_STREAMS_ON_SIGNALS=False,
+            SSE_RESPONSE_METRICS=False,
         )
         == []
     )
@@ -49,9 +50,60 @@ def test_end_streams_on_signals_must_be_a_bool(value: object) -> None:
     ]
 
 
+@pytest.mark.parametrize("value", [0, "yes", None])
+def test_metrics_must_be_a_bool(value: object) -> None:
+    assert errors(SSE_RESPONSE_METRICS=value) == [
+        (
+            "sse_response.E003",
+            f"SSE_RESPONSE_METRICS must be True or False, not {value!r}.",
+        )
+    ]
+
+
 def test_manage_py_check_fails_with_the_setting_and_its_value() -> None:
     with (
         override_settings(SSE_RESPONSE_MAX_SYNC_STREAMS="lots"),
         pytest.raises(SystemCheckError, match=r"E001.*MAX_SYNC_STREAMS.*'lots'"),
     ):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set ATOMIC_REQUESTS on databases (overriding DATABASES itself warns)."""
+    from django.conf import settings
+
+    def set_atomic(alias: str, value: bool) -> None:
+        if alias not in settings.DATABASES:
+            monkeypatch.setitem(settings.DATABASES, alias, {"ENGINE": "x"})
+        monkeypatch.setitem(settings.DATABASES[alias], "ATOMIC_REQUESTS", value)
+
+    return set_atomic
+
+
+def test_atomic_requests_with_a_backend_outside_the_transaction_warns(
+    atomic_requests: Any,
+) -> None:
+    atomic_requests("default", True)
+    atomic_requests("other", False)
+    found = errors()
+    assert [message_id for message_id, _ in found] == ["sse_response.W001"]
+    assert "DATABASES['default'] has ATOMIC_REQUESTS" in found[0][1]
+    assert "MemoryBackend" in found[0][1]
+
+
+def test_atomic_requests_with_the_postgres_backend_on_that_database(
+    atomic_requests: Any,
+) -> None:
+    from sse_response.checks import _check_atomic_requests
+
+    postgres = {
+        "BACKEND": "sse_response.broadcast.PostgresBackend",
+        "LOCATION": "default",
+    }
+    atomic_requests("default", True)
+    with override_settings(SSE_RESPONSE_BROADCAST=postgres):
+        assert _check_atomic_requests() == []
+        atomic_requests("default", False)
+        atomic_requests("other", True)
+        assert [m.id for m in _check_atomic_requests()] == ["sse_response.W001"]

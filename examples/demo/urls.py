@@ -16,6 +16,9 @@ urlpatterns = [
     path("broadcast/", views.broadcast_page, name="broadcast"),
     path("broadcast/stream/", views.broadcast_stream, name="broadcast-stream"),
     path("broadcast/post/", views.broadcast_post, name="broadcast-post"),
+    path("figures/", views.figures_page, name="figures"),
+    path("figures/stream/", views.figures_stream, name="figures-stream"),
+    path("metrics/", views.metrics_view, name="metrics"),
 ]
 # Serves shared-event-source.js (and only while DEBUG is on).
 urlpatterns += staticfiles_urlpatterns()

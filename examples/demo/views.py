@@ -11,6 +11,9 @@ Each page is plain HTML whose script opens an ``EventSource`` on a stream:
   connection, with ``SharedEventSource`` (sse_response's static file).
 * ``/broadcast/``: a message posted in one window appears in every open
   window (``sse_response.broadcast``).
+* ``/figures/``: the streams open now and how those that ended ended, live,
+  from the signals of ``sse_response.signals``; ``/metrics/`` gives the
+  Prometheus metrics when prometheus_client is installed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from demo import figures
 from demo.serving import describe, heartbeat
 from sse_response import EventStreamHttpResponse, EventStreamMessage
 
@@ -265,3 +269,44 @@ def broadcast_post(request: HttpRequest) -> HttpResponse:
         },
     )
     return HttpResponse(event_id, status=201)
+
+
+# 5. Live figures: the signals of every stream's start and end, and the
+# Prometheus metrics.
+
+
+def figures_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "figures.html", metrics=_prometheus_installed())
+
+
+async def figures_stream(request: HttpRequest) -> EventStreamHttpResponse:
+    """The figures every half second (this page's own stream counts too)."""
+
+    async def every_half_second() -> AsyncIterator[EventStreamMessage]:
+        while True:
+            yield {"event": "figures", "data": figures.snapshot()}
+            await asyncio.sleep(0.5)
+
+    return EventStreamHttpResponse(
+        every_half_second(), request=request, heartbeat=heartbeat()
+    )
+
+
+def _prometheus_installed() -> bool:
+    from sse_response import metrics
+
+    return metrics.enabled()
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """What Prometheus scrapes (keep such a view private in production)."""
+    if not _prometheus_installed():
+        return HttpResponse(
+            "prometheus_client is not installed: pip install "
+            "'sse_response[prometheus]'.",
+            status=404,
+            content_type="text/plain",
+        )
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,7 @@ from sse_response.body import in_event_loop
 from sse_response.broadcast.backends import get_backend
 from sse_response.broadcast.base import BaseBackend, BroadcastError
 from sse_response.broadcast.memory import MemoryBackend
+from sse_response.broadcast.oncommit import publish_on_commit
 from sse_response.broadcast.positions import (
     InvalidChannelError,
     channel_tag,
@@ -58,6 +59,7 @@ __all__ = [
     "end_streams",
     "get_backend",
     "publish",
+    "publish_on_commit",
     "subscribe",
 ]
 

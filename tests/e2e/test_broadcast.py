@@ -110,6 +110,33 @@ def test_a_post_appears_in_every_window_uvicorn_memory(
             page.context.close()
 
 
+def test_the_board_posts_with_the_csrf_token(
+    start_server: StartServer, browser: Browser
+) -> None:
+    """
+    The demo has Django's CsrfViewMiddleware on: the page's POST carries the
+    form's token and is accepted, and a POST without one is refused.
+    """
+    server = start_server("uvicorn")
+    (page,) = open_windows(browser, server.url + "/broadcast/", 1)
+    try:
+        token = page.locator("#post input[name=csrfmiddlewaretoken]")
+        expect(token).to_have_count(1)
+        assert len(token.get_attribute("value") or "") >= 32
+        with page.expect_response("**/broadcast/post/") as answer:
+            post(page, "with a token")
+        assert answer.value.status == 201
+        page.wait_for_function("window.boardMessages.includes('with a token')")
+        refused = page.request.post(
+            server.url + "/broadcast/post/", form={"text": "without a token"}
+        )
+        assert refused.status == 403
+        page.wait_for_timeout(300)
+        assert "without a token" not in messages(page)
+    finally:
+        page.context.close()
+
+
 @pytest.mark.parametrize("service", ["redis", "postgres"])
 def test_a_post_appears_in_every_window_gunicorn_workers(
     start_server: StartServer,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Screenshot, StartServer
 
@@ -163,3 +163,31 @@ def test_counter_goes_on_through_a_code_change_under_uvicorn_reload(
     expect(page.locator("#check")).to_contain_text("0 gaps, 0 duplicates")
     # The new process serves, and the page is back on it, within 2 s.
     assert reconnected <= 2.0, f"reconnected {reconnected:.2f} s after the change"
+
+
+def test_live_figures_follow_streams_that_open_and_end(
+    start_server: StartServer, browser: Browser, screenshot: Screenshot
+) -> None:
+    server = start_server("uvicorn")
+    figures = browser.new_page()
+    ticker = browser.new_page()
+    try:
+        figures.goto(server.url + "/figures/")
+        figures.wait_for_function("(window.latestFigures || {}).open >= 1")
+        ticker.goto(server.url + "/ticker/")
+        figures.wait_for_function(
+            "window.latestFigures.open_by_path['/ticker/stream/'] === 1"
+        )
+        expect(figures.locator("#open")).to_have_text("2")
+        ticker.close()
+        figures.wait_for_function(
+            "(window.latestFigures.finished.client_left || 0) >= 1"
+            " && window.latestFigures.open === 1"
+        )
+        assert figures.evaluate("window.latestFigures.events") >= 1
+        expect(figures.locator("#finished")).to_contain_text("client_left: 1")
+        screenshot(figures, "figures")
+    finally:
+        figures.close()
+        if not ticker.is_closed():
+            ticker.close()

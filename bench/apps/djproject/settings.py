@@ -4,6 +4,7 @@ so that what is measured is the response and the server, not the stack.
 """
 
 import importlib.util
+import os
 
 SECRET_KEY = "bench-only-not-secret"
 DEBUG = False
@@ -17,6 +18,10 @@ if importlib.util.find_spec("django_eventstream") is not None:
     INSTALLED_APPS.append("django_eventstream")
     # No EVENTSTREAM_STORAGE_CLASS and no EVENTSTREAM_REDIS: django-eventstream's
     # in-process mode, the only one that runs without outside services.
+# The metrics rows: the app installed, so that its Prometheus metrics are
+# registered when Django is ready (prometheus_client is in the bench venv).
+if os.environ.get("BENCH_METRICS") == "1":
+    INSTALLED_APPS.append("sse_response")
 # sse_response refuses more than 1,000 sync streams per process by default
 # (each holds a thread); the memory figure holds 10,000.
 SSE_RESPONSE_MAX_SYNC_STREAMS = 10_100
@@ -28,13 +33,12 @@ LOGGING = {
 }
 
 # Fan-out rows (bench/fanout.py): the broadcast backend, from the environment.
-import os  # noqa: E402
-
 if os.environ.get("BENCH_DATABASE"):
     import json
 
     DATABASES = {"default": json.loads(os.environ["BENCH_DATABASE"])}
-    INSTALLED_APPS.append("sse_response")
+    if "sse_response" not in INSTALLED_APPS:
+        INSTALLED_APPS.append("sse_response")
     SSE_RESPONSE_BROADCAST = {
         "BACKEND": "sse_response.broadcast.PostgresBackend",
         "OPTIONS": {"history": 1000},

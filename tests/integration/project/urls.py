@@ -10,6 +10,8 @@ urlpatterns = [
     path("tricky/", views.tricky),
     path("idle/<str:kind>/", views.idle),
     path("poll/", views.poll),
+    path("stuck/", views.stuck),
+    path("metrics/", views.metrics),
     path("broadcast/", views.broadcast),
     path("broadcast/publish/", views.broadcast_publish),
     path("broadcast/apublish/", views.broadcast_apublish),

@@ -295,6 +295,47 @@ def poll(request: HttpRequest) -> HttpResponseBase:
     return EventStreamHttpResponse(rows(), request=request)
 
 
+def stuck(request: HttpRequest) -> HttpResponseBase:
+    """
+    A polling source written without IDLE: it sends ``hello``, then sleeps
+    without yielding until ``<token>.go`` exists (or MAX_WAIT passed), so
+    it cannot be closed meanwhile (sse_response.lingering reports it).
+    """
+    p = Params.of(request)
+
+    def rows() -> Iterator[Any]:
+        try:
+            yield {"data": "hello"}
+            deadline = time.monotonic() + MAX_WAIT
+            while not p.released() and time.monotonic() < deadline:
+                time.sleep(POLL)
+        finally:
+            report(p.token, "finally", f"{time.time()} 1")
+
+    return EventStreamHttpResponse(rows(), request=request, heartbeat=0.5)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """
+    What Prometheus scrapes: prometheus_client's default registry, or under
+    PROMETHEUS_MULTIPROC_DIR every process's figures together.
+    """
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        generate_latest,
+    )
+
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
 # Broadcast (docs/broadcast.md): the stream of channels, and publishing.
 
 
