@@ -22,11 +22,13 @@ channels cannot be replayed. See docs/broadcast.md.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import SynchronousOnlyOperation
 
+from sse_response import metrics
 from sse_response.body import in_event_loop
 from sse_response.broadcast.backends import get_backend
 from sse_response.broadcast.base import BaseBackend, BroadcastError
@@ -130,7 +132,12 @@ def publish(
     _not_in_event_loop("publish", "apublish")
     check_channel(channel)
     payload = _payload(message, json_encoder)
-    epoch, seq = get_backend().append(channel, payload)
+    backend = get_backend()
+    started = time.perf_counter()
+    epoch, seq = backend.append(channel, payload)
+    metrics.observe_publish(
+        metrics.backend_label(backend), time.perf_counter() - started
+    )
     return format_event_id([epoch], [channel_tag(channel)], [seq])
 
 
@@ -143,7 +150,12 @@ async def apublish(
     """:func:`publish` for async code."""
     check_channel(channel)
     payload = _payload(message, json_encoder)
-    epoch, seq = await get_backend().aappend(channel, payload)
+    backend = get_backend()
+    started = time.perf_counter()
+    epoch, seq = await backend.aappend(channel, payload)
+    metrics.observe_publish(
+        metrics.backend_label(backend), time.perf_counter() - started
+    )
     return format_event_id([epoch], [channel_tag(channel)], [seq])
 
 

@@ -398,7 +398,7 @@ class PostgresBackend(BaseBackend):
 
     def _listen_forever(self) -> None:
         connection: psycopg.Connection[Any] | None = None
-        reconnection = Reconnection(f"the database {self.alias!r}")
+        reconnection = Reconnection(f"the database {self.alias!r}", "postgres")
         swept = pruned = 0.0
         while not self._closed:
             try:

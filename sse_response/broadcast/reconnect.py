@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
+from sse_response import metrics
+
 __all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "Reconnection"]
 
 logger = logging.getLogger("sse_response.broadcast")
@@ -20,12 +22,17 @@ FIRST_PAUSE, LONGEST_PAUSE = 0.05, 0.5
 
 
 class Reconnection:
-    """The state of one connection to ``service`` (a name for the logs)."""
+    """
+    The state of one connection to ``service`` (a name for the logs) of the
+    broadcast backend ``backend`` (its label in the metrics).
+    """
 
-    __slots__ = ("down", "pause", "retry_at", "service")
+    __slots__ = ("backend", "down", "pause", "retry_at", "service")
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, backend: str) -> None:
         self.service = service
+        #: The backend's label in the metrics (``"redis"``, ``"postgres"``).
+        self.backend = backend
         self.pause = FIRST_PAUSE
         #: Whether the connection is lost and not back yet.
         self.down = False
@@ -55,6 +62,7 @@ class Reconnection:
         if self.down:
             self.down = False
             logger.warning("Reconnected to %s.", self.service)
+            metrics.backend_reconnected(self.backend)
         self.pause = FIRST_PAUSE
         self.retry_at = 0.0
 

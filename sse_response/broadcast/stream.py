@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
+from sse_response import signals
 from sse_response.broadcast.base import BroadcastError, Snapshot
 from sse_response.broadcast.hub import EPOCH, EVENT, GAP, RENAME, Subscriber
 from sse_response.broadcast.positions import (
@@ -113,12 +114,17 @@ class Subscription:
                 ", ".join(self.channels),
                 exc,
             )
+            signals.report_end("error")
             yield {"retry_ms": END_RETRY_MS}
             return
         try:
             async for message in self._run(
                 backend, subscriber, snapshot, last_event_id
             ):
+                if isinstance(message, dict) and message.get("event") == RESET_EVENT:
+                    await signals.asend_stream_reset(
+                        message["data"]["channels"], sender=Subscription
+                    )
                 yield message
         finally:
             backend.detach(subscriber)
@@ -148,6 +154,7 @@ class Subscription:
             items = await hub.take(subscriber)
             if items is None:
                 # Too slow: its client reconnects and replays.
+                signals.report_end("too_slow")
                 yield {"retry_ms": END_RETRY_MS}
                 return
             frames: list[bytes] = []
@@ -174,6 +181,7 @@ class Subscription:
                         # decides again whether it may listen.
                         if frames:
                             yield EncodedMessage(b"".join(frames))
+                        signals.report_end("ended")
                         yield {"retry_ms": END_RETRY_MS}
                         return
                     assert isinstance(payload, bytes)

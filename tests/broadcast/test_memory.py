@@ -247,3 +247,44 @@ async def test_a_far_future_id_loses_nothing_published_while_the_stream_starts(
     await call.disconnect()
     assert resets(reading.events) == [["orders"]]
     assert numbers(reading.events) == [3]
+
+
+async def test_signals_of_a_reset_and_of_end_streams(
+    memory_backend: BaseBackend, serve: Serve
+) -> None:
+    """
+    The broadcast stream sends stream_reset with every reset it sends, and
+    its stream_finished says 'ended' after end_streams().
+    """
+    from sse_response import signals
+    from sse_response.broadcast import aend_streams
+
+    resets: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []
+
+    def on_reset(**kwargs: Any) -> None:
+        resets.append(kwargs)
+
+    def on_finished(**kwargs: Any) -> None:
+        finished.append(kwargs)
+
+    signals.stream_reset.connect(on_reset)
+    signals.stream_finished.connect(on_finished)
+    try:
+        path = serve(streaming("orders", "news"))
+        call = await PROTOCOLS["asgi"](path, headers={"Last-Event-ID": "unreadable"})
+        await attached(memory_backend, 1)
+        assert (await call.read(events=1)).events[0].type == "stream-reset"
+        assert [reset["channels"] for reset in resets] == [["orders", "news"]]
+        assert resets[0]["sender"] is Subscription
+        assert resets[0]["request"].path == path
+        await aend_streams("news")
+        await call.read_to_end()
+        for _ in range(200):
+            if finished:
+                break
+            await asyncio.sleep(0.01)
+        assert [sent["reason"] for sent in finished] == ["ended"]
+    finally:
+        signals.stream_reset.disconnect(on_reset)
+        signals.stream_finished.disconnect(on_finished)

@@ -201,7 +201,7 @@ class Reader(threading.Thread):
                 reconnection = self._reconnections.get(node)
                 if reconnection is None:
                     reconnection = self._reconnections[node] = Reconnection(
-                        f"Redis at {node!r}"
+                        f"Redis at {node!r}", "redis"
                     )
                 link = self._links[node] = _Link(node, reconnection)
             self._link_of[channel] = link
