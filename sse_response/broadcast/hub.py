@@ -235,14 +235,24 @@ class LocalHub:
             finally:
                 subscriber._waiter = None
 
-    def positions(self) -> dict[str, int]:
-        """The channels that have listeners and a known position."""
+    def positions(self, channels: Iterable[str] | None = None) -> dict[str, int]:
+        """
+        The position of each channel that has listeners and a known position:
+        of ``channels``, or of every channel.
+        """
         with self.lock:
-            return {
-                channel: state.position
-                for channel, state in self._channels.items()
-                if state.position is not None
-            }
+            if channels is None:
+                return {
+                    channel: state.position
+                    for channel, state in self._channels.items()
+                    if state.position is not None
+                }
+            found = {}
+            for channel in channels:
+                state = self._channels.get(channel)
+                if state is not None and state.position is not None:
+                    found[channel] = state.position
+            return found
 
     def subscriber_count(self, *, started: bool = False) -> int:
         """How many subscribers there are (``started``: whose start is known)."""

@@ -116,9 +116,11 @@ LEFT JOIN LATERAL (
 WHERE c.name = %s
 """
 
+# Only the channels that have more than the history: the others have
+# nothing to prune, and their events are not read.
 _PRUNE = """
 DELETE FROM sse_response_event e USING sse_response_channel c
-WHERE e.channel = c.name AND e.seq <= c.last_seq - %s
+WHERE c.last_seq > %s AND e.channel = c.name AND e.seq <= c.last_seq - %s
 """
 
 _PRUNE_AGE = (
@@ -129,10 +131,14 @@ _PRUNE_AGE = (
 #: it ends (its client retries).
 CONNECT_WAIT = 5.0
 
-#: How often the listener reads every channel, notified or not, and checks
-#: the epoch: the bound on how late an event whose notification was lost
-#: can be.
+#: How often the listener checks the epoch and, when notifications do not
+#: come (a PgBouncer in transaction mode), reads every channel: the bound on
+#: how late an event is then.
 SWEEP_INTERVAL = 1.0
+
+#: How often the listener reads every channel when notifications do come
+#: (a reconnection reads every channel too).
+FULL_SWEEP = 10.0
 
 #: How many rows one catch-up read takes at most.
 READ_LIMIT = 1000
@@ -162,6 +168,7 @@ class PostgresBackend(BaseBackend):
         self._ready = threading.Event()
         self._closed = False
         self._listening: psycopg.Connection[Any] | None = None
+        self._sweep_interval = SWEEP_INTERVAL
         #: The connection for the subscribers' queries, one query at a time.
         self._queries: psycopg.Connection[Any] | None = None
         self._queries_lock = threading.Lock()
@@ -262,10 +269,7 @@ class PostgresBackend(BaseBackend):
             self.hub.set_position(channel, last.get(channel, 0), self.lineage)
         # What was stored between that read and now has been notified to a
         # listener that did not know these channels yet: read it here.
-        positions = self.hub.positions()
-        self._deliver(
-            self._query_after({c: positions[c] for c in channels if c in positions})
-        )
+        self._deliver(self._query_after(self.hub.positions(channels)))
 
     async def read(self, channel: str, after: int, limit: int) -> Page:
         return await asyncio.to_thread(self._read, channel, after, limit)
@@ -371,7 +375,13 @@ class PostgresBackend(BaseBackend):
             # A notification to itself: through a PgBouncer in transaction
             # mode, LISTEN and NOTIFY may not share a server connection.
             connection.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-            if not any(True for _ in connection.notifies(timeout=2.0, stop_after=1)):
+            notifying = any(
+                True for _ in connection.notifies(timeout=2.0, stop_after=1)
+            )
+            # Notifications only wake the listener; every channel is read now
+            # and then all the same, often when they do not come.
+            self._sweep_interval = SWEEP_INTERVAL if not notifying else FULL_SWEEP
+            if not notifying:
                 logger.warning(
                     "The listening connection to the database %r gets no "
                     "notifications (is it behind a PgBouncer in transaction "
@@ -399,13 +409,13 @@ class PostgresBackend(BaseBackend):
     def _listen_forever(self) -> None:
         connection: psycopg.Connection[Any] | None = None
         reconnection = Reconnection(f"the database {self.alias!r}", "postgres")
-        swept = pruned = 0.0
+        swept = checked = pruned = 0.0
         while not self._closed:
             try:
                 if connection is None:
                     connection = self._listening = self._connect_listener()
                     self._deliver(self._query_after(self.hub.positions()))
-                    swept = time.monotonic()
+                    swept = checked = time.monotonic()
                     self._ready.set()
                     reconnection.back()
                 notified = {
@@ -423,18 +433,18 @@ class PostgresBackend(BaseBackend):
                         for notify in connection.notifies(timeout=0)
                         if notify.payload
                     )
-                positions = self.hub.positions()
                 now = time.monotonic()
-                if now - swept >= SWEEP_INTERVAL:
+                if now - checked >= SWEEP_INTERVAL:
                     self._check_epoch(connection)
-                    notified = set(positions)
+                    checked = now
+                if now - swept >= self._sweep_interval:
+                    # Every channel, notified or not.
+                    self._deliver(self._query_after(self.hub.positions()))
                     swept = now
-                if notified:
-                    self._deliver(
-                        self._query_after(
-                            {c: positions[c] for c in notified if c in positions}
-                        )
-                    )
+                elif notified:
+                    # Only the notified ones: the cost of an event does not
+                    # grow with the number of channels.
+                    self._deliver(self._query_after(self.hub.positions(notified)))
                 if now - pruned >= self.prune_interval:
                     self._prune()
                     pruned = now
@@ -451,7 +461,7 @@ class PostgresBackend(BaseBackend):
             connection.close()
 
     def _prune(self) -> None:
-        self._query(_PRUNE, [self.history])
+        self._query(_PRUNE, [self.history, self.history])
         if self.max_age is not None:
             self._query(_PRUNE_AGE, [self.max_age])
 
