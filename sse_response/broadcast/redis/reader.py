@@ -72,11 +72,15 @@ class _Link:
         return None if connection is None else connection._sock
 
 
-class Reader(threading.Thread):
+class Reader:
     """The PUB/SUB side of one :class:`RedisBackend`."""
 
     def __init__(self, backend: RedisBackend) -> None:
-        super().__init__(name="sse_response broadcast reader", daemon=True)
+        # A thread of its own rather than a subclass of Thread, whose private
+        # names (such as _handle, in Python 3.13) vary between versions.
+        self._thread = threading.Thread(
+            target=self.run, name="sse_response broadcast reader", daemon=True
+        )
         self.backend = backend
         self.hub = backend.hub
         self.topology = backend.topology
@@ -100,11 +104,14 @@ class Reader(threading.Thread):
         with contextlib.suppress(OSError):
             self._waker.send(b"!")
 
+    def start(self) -> None:
+        self._thread.start()
+
     def stop(self) -> None:
         self._stopping = True
         self.wake()
-        if self.is_alive():
-            self.join(2)
+        if self._thread.is_alive():
+            self._thread.join(2)
 
     # The thread.
 
@@ -294,7 +301,7 @@ class Reader(threading.Thread):
                 except redis.ResponseError as error:
                     self._refused(link, error)
                 else:
-                    self._handle(link, reply)
+                    self._on_reply(link, reply)
                 # Until every reply already received is handled, parsed or
                 # not: the caller then waits on the socket alone.
                 if not connection.can_read(timeout=0):
@@ -323,7 +330,7 @@ class Reader(threading.Thread):
             self._link_of.pop(channel, None)
             self._orphans.add(channel)
 
-    def _handle(self, link: _Link, reply: Any) -> None:
+    def _on_reply(self, link: _Link, reply: Any) -> None:
         kind = reply[0]
         if kind in _MESSAGES:
             channel = self.backend.channel_of(reply[1])
