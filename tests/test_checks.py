@@ -75,7 +75,12 @@ def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> Any:
 
     def set_atomic(alias: str, value: bool) -> None:
         if alias not in settings.DATABASES:
-            monkeypatch.setitem(settings.DATABASES, alias, {"ENGINE": "x"})
+            # A real engine: Django 6.1 may make a connection of every alias.
+            monkeypatch.setitem(
+                settings.DATABASES,
+                alias,
+                {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+            )
         monkeypatch.setitem(settings.DATABASES[alias], "ATOMIC_REQUESTS", value)
 
     return set_atomic
