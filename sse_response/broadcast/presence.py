@@ -40,6 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django import db
 from django.core.exceptions import SynchronousOnlyOperation
 
 from sse_response.body import in_event_loop
@@ -317,6 +318,14 @@ class PresenceRegistry:
         return records
 
     def _run(self) -> None:
+        try:
+            self._write_forever()
+        finally:
+            # The connections the announcements took in this thread (the
+            # PostgresBackend publishes on Django's).
+            db.connections.close_all()
+
+    def _write_forever(self) -> None:
         assert self.store is not None
         failing = False
         while True:

@@ -70,7 +70,7 @@ def backend(request: pytest.FixtureRequest) -> BaseBackend:
     """Each backend in turn (the cluster one: see redis_cluster_backend)."""
     name = request.param
     if name == "redis_cluster":
-        return request.getfixturevalue("redis_cluster_backend")
+        name = "redis_cluster"
     got: BaseBackend = request.getfixturevalue(f"{name}_backend")
     return got
 
@@ -115,9 +115,7 @@ async def test_present_before_the_first_event_and_gone_once_ended(
         {"user": 1, "name": "Ada", "tags": ["a", "b"]},
         {"user": 2},
     ]
-    assert await apresence("lobby") == [
-        {"user": 1, "name": "Ada", "tags": ["a", "b"]}
-    ]
+    assert await apresence("lobby") == [{"user": 1, "name": "Ada", "tags": ["a", "b"]}]
     assert await apresence("nobody") == []
 
     await calls[0].disconnect()
@@ -285,7 +283,8 @@ def test_sse_status_shows_channels_counts_and_processes(
     ]
     call_command("sse_status")
     out = capsys.readouterr().out
-    assert "room" in out and "lobby" in out
+    assert "room" in out
+    assert "lobby" in out
     assert registry.process in out
     call_command("sse_status", "room", "--json")
     status = json.loads(capsys.readouterr().out)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,10 @@ def parse_records(reply: list[bytes], now_ms: int) -> dict[str, list[Any]]:
 def _now_ms(reply: list[bytes]) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _constant(batch: list[Command]) -> Callable[[str], list[Command]]:
+    return lambda _: batch
 
 
 class RedisPresence(PresenceStore):
@@ -92,13 +96,11 @@ class RedisPresence(PresenceStore):
                         if moved(reply) is None:
                             raise reply
                         # Resharded meanwhile: this one where it lives now.
-                        (again,) = self.backend.on_node(
-                            channel,
-                            lambda _, c=channel: [
-                                ("SCRIPT", "LOAD", _SCRIPT),
-                                self._command(process, c, records[c], refresh),
-                            ],
-                        )[1:]
+                        retry: list[Command] = [
+                            ("SCRIPT", "LOAD", _SCRIPT),
+                            self._command(process, channel, records[channel], refresh),
+                        ]
+                        (again,) = self.backend.on_node(channel, _constant(retry))[1:]
                         if isinstance(again, redis.ResponseError):
                             raise again
         except (redis.RedisError, *CONNECTION_ERRORS) as exc:
@@ -113,9 +115,7 @@ class RedisPresence(PresenceStore):
         replies: list[Any] = node.execute(lambda _: batch)
         if any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
             # A server that does not know the script yet: none of it ran.
-            replies = node.execute(lambda _: [("SCRIPT", "LOAD", _SCRIPT), *batch])[
-                1:
-            ]
+            replies = node.execute(lambda _: [("SCRIPT", "LOAD", _SCRIPT), *batch])[1:]
         return replies
 
     def read(self, channel: str) -> dict[str, list[Any]]:
@@ -142,11 +142,10 @@ class RedisPresence(PresenceStore):
                 cursor = b"0"
                 keys: list[bytes] = []
                 while True:
-                    (reply,) = node.execute(
-                        lambda _, c=cursor: [
-                            ("SCAN", c, "MATCH", pattern, "COUNT", 1000)
-                        ]
-                    )
+                    scan: list[Command] = [
+                        ("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+                    ]
+                    (reply,) = node.execute(_constant(scan))
                     if isinstance(reply, redis.ResponseError):
                         raise reply
                     cursor, batch = reply
