@@ -137,8 +137,11 @@ class RedisPresence(PresenceStore):
         prefix = self.backend.prefix
         pattern = f"{prefix}:{{*}}{_SUFFIX}"
         found: dict[str, dict[str, list[Any]]] = {}
+        topology = self.backend.topology
         try:
-            for node in self.backend.topology.nodes():
+            if not topology.nodes():
+                topology.refresh()  # A cluster's masters are found on first use.
+            for node in topology.nodes():
                 cursor = b"0"
                 keys: list[bytes] = []
                 while True:
