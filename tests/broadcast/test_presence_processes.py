@@ -78,7 +78,7 @@ def status(service: Service, *channels: str) -> dict[str, Any]:
 def wait_for_count(service: Service, count: int, timeout: float = 15) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        room = status(service, "room")["room"]
+        room: dict[str, Any] = status(service, "room")["room"]
         if room["count"] == count:
             return room
         assert time.monotonic() < deadline, room
@@ -98,7 +98,7 @@ def test_a_sigkilled_worker_leaves_within_the_ttl(
             query = "channel=room&heartbeat=0.5"
             if info is not None:
                 query += "&presence=" + urllib.parse.quote(json.dumps(info))
-            return server.url(f"/broadcast/?{query}")
+            return str(server.url(f"/broadcast/?{query}"))
 
         with httpx.Client(timeout=30) as client:
             streams = [

@@ -71,6 +71,5 @@ if "SSE_IT_REDIS_CLUSTER" in os.environ:
 # The presence tests (tests/broadcast/test_presence_processes.py) shorten the
 # time after which a process that died is no longer listed.
 if "SSE_IT_PRESENCE_TTL" in os.environ and "SSE_RESPONSE_BROADCAST" in globals():
-    SSE_RESPONSE_BROADCAST["OPTIONS"]["presence_ttl"] = float(
-        os.environ["SSE_IT_PRESENCE_TTL"]
-    )
+    _options: dict[str, object] = SSE_RESPONSE_BROADCAST["OPTIONS"]  # type: ignore[assignment]
+    _options["presence_ttl"] = float(os.environ["SSE_IT_PRESENCE_TTL"])
