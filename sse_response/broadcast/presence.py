@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import os
@@ -364,7 +365,7 @@ class PresenceRegistry:
                         self._dirty.setdefault(channel, None)
                     self._announcements[:0] = announcements
                 if written is not None:
-                    written.set_result(None)  # Its stream goes on regardless.
+                    _resolve(written)  # Its stream goes on regardless.
                 time.sleep(RETRY_PAUSE)
                 continue
             if failing:
@@ -373,7 +374,7 @@ class PresenceRegistry:
             if refresh:
                 self._next_refresh = started + self.interval
             if written is not None:
-                written.set_result(None)
+                _resolve(written)
             for channel, payload in announcements:
                 try:
                     self.backend.append(channel, payload)
@@ -401,12 +402,20 @@ class PresenceRegistry:
                     logger.warning("Presence could not be removed: %s", exc)
 
 
+def _resolve(written: concurrent.futures.Future[None]) -> None:
+    if not written.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            written.set_result(None)
+
+
 async def wait_written(written: concurrent.futures.Future[None] | None) -> None:
     """Wait (at most :data:`JOIN_WAIT`) for a join to be written."""
     if written is None:
         return
     try:
-        await asyncio.wait_for(asyncio.wrap_future(written), JOIN_WAIT)
+        # Shielded: a stream cancelled meanwhile (its client left) must not
+        # cancel what the other joins of the same write wait for.
+        await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(written)), JOIN_WAIT)
     except asyncio.TimeoutError:
         logger.warning("A stream's presence was not written in %s s.", JOIN_WAIT)
 
