@@ -13,7 +13,12 @@ from django.db import models
 
 from sse_response.broadcast.positions import MAX_CHANNEL_LENGTH
 
-__all__ = ["BroadcastChannel", "BroadcastEpoch", "BroadcastEvent"]
+__all__ = [
+    "BroadcastChannel",
+    "BroadcastEpoch",
+    "BroadcastEvent",
+    "BroadcastPresence",
+]
 
 
 class BroadcastChannel(models.Model):
@@ -65,3 +70,29 @@ class BroadcastEpoch(models.Model):
 
     def __str__(self) -> str:
         return self.epoch
+
+
+class BroadcastPresence(models.Model):
+    """
+    One process's streams on a channel: the JSON list of their presence
+    info (``null`` for a stream without), until ``expires`` (the database's
+    clock), which the process pushes forward while it lives.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=MAX_CHANNEL_LENGTH)
+    process = models.CharField(max_length=200)
+    expires = models.DateTimeField(db_index=True)
+    entries = models.TextField()
+
+    class Meta:
+        db_table = "sse_response_presence"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "process"],
+                name="sse_response_presence_channel_process",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} in {self.process}"

@@ -16,6 +16,7 @@ urlpatterns = [
     path("broadcast/", views.broadcast_page, name="broadcast"),
     path("broadcast/stream/", views.broadcast_stream, name="broadcast-stream"),
     path("broadcast/post/", views.broadcast_post, name="broadcast-post"),
+    path("broadcast/presence/", views.broadcast_presence, name="broadcast-presence"),
     path("figures/", views.figures_page, name="figures"),
     path("figures/stream/", views.figures_stream, name="figures-stream"),
     path("metrics/", views.metrics_view, name="metrics"),

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from demo import figures
@@ -243,8 +243,26 @@ def broadcast_page(request: HttpRequest) -> HttpResponse:
 def broadcast_stream(request: HttpRequest) -> EventStreamHttpResponse:
     from sse_response.broadcast import subscribe
 
+    # Each window is present on the channel while its stream is open; its
+    # arrival and departure are announced there (presence-join and
+    # presence-leave), and the page then asks how many windows are here.
+    window = request.GET.get("window", "")[:16]
     return EventStreamHttpResponse(
-        subscribe(BROADCAST_CHANNEL), request=request, heartbeat=heartbeat()
+        subscribe(BROADCAST_CHANNEL, presence={"window": window}, announce=True),
+        request=request,
+        heartbeat=heartbeat(),
+    )
+
+
+async def broadcast_presence(request: HttpRequest) -> JsonResponse:
+    """How many windows listen, in every process, and who they are."""
+    from sse_response.broadcast import apresence, apresence_count
+
+    return JsonResponse(
+        {
+            "count": await apresence_count(BROADCAST_CHANNEL),
+            "windows": [info["window"] for info in await apresence(BROADCAST_CHANNEL)],
+        }
     )
 
 

@@ -40,6 +40,16 @@ from sse_response.broadcast.positions import (
     check_channel,
     format_event_id,
 )
+from sse_response.broadcast.presence import (
+    JOIN_EVENT,
+    LEAVE_EVENT,
+    InvalidPresenceError,
+    apresence,
+    apresence_count,
+    check_info,
+    presence,
+    presence_count,
+)
 from sse_response.broadcast.stream import RESET_EVENT, Subscription
 from sse_response.encoding import InvalidMessageError, encode
 from sse_response.messages import EventStream
@@ -49,17 +59,24 @@ if TYPE_CHECKING:
     from sse_response.broadcast.redis import RedisBackend
 
 __all__ = [
+    "JOIN_EVENT",
+    "LEAVE_EVENT",
     "RESET_EVENT",
     "BaseBackend",
     "BroadcastError",
     "InvalidChannelError",
+    "InvalidPresenceError",
     "MemoryBackend",
     "PostgresBackend",
     "RedisBackend",
     "aend_streams",
+    "apresence",
+    "apresence_count",
     "apublish",
     "end_streams",
     "get_backend",
+    "presence",
+    "presence_count",
     "publish",
     "publish_on_commit",
     "subscribe",
@@ -180,7 +197,12 @@ async def aend_streams(*channels: str) -> None:
         await backend.aappend(channel, None)
 
 
-def subscribe(*channels: str, backend: BaseBackend | None = None) -> EventStream:
+def subscribe(
+    *channels: str,
+    backend: BaseBackend | None = None,
+    presence: Any = None,
+    announce: bool = False,
+) -> EventStream:
     """
     Return the event stream of ``channels``, for
     :class:`~sse_response.EventStreamHttpResponse`.
@@ -190,7 +212,16 @@ def subscribe(*channels: str, backend: BaseBackend | None = None) -> EventStream
     sends ``event: stream-reset`` with ``{"channels": [...]}`` for those it
     cannot replay), then sends every event published to them, each with an
     id that holds the stream's position on every channel.
+
+    The stream is counted by :func:`presence_count` from the moment it is
+    subscribed until it ends; ``presence`` (a small JSON-able value, such as
+    ``{"user": 7, "name": "Ada"}``) is what :func:`presence` lists for it.
+    With ``announce=True`` its join and leave are published on its channels
+    as ``event: presence-join`` and ``event: presence-leave``, with the
+    info as data. Raise :class:`InvalidPresenceError` for info that JSON
+    cannot hold or that is too big.
     """
+    info = check_info(presence)
     names = _checked(channels)
     if not names:
         raise InvalidChannelError("subscribe() needs at least one channel.")
@@ -204,7 +235,7 @@ def subscribe(*channels: str, backend: BaseBackend | None = None) -> EventStream
             )
     # The stream yields EncodedMessage bytes, which the response's encoder
     # passes on as they are: they are messages in all but their static type.
-    return cast(EventStream, Subscription(names, backend).events)
+    return cast(EventStream, Subscription(names, backend, info, bool(announce)).events)
 
 
 def _checked(channels: tuple[str, ...]) -> tuple[str, ...]:

@@ -55,6 +55,7 @@ def reset_backend() -> None:
     with _lock:
         backend, _backend = _backend, None
     if backend is not None:
+        backend.close_presence()
         backend.close()
 
 

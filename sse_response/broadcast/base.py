@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sse_response.broadcast.hub import LocalHub, Subscriber
 from sse_response.broadcast.positions import Lineage
+from sse_response.broadcast.presence import DEFAULT_PRESENCE_TTL
+
+if TYPE_CHECKING:
+    from sse_response.broadcast.presence import PresenceRegistry, PresenceStore
 
 __all__ = [
     "DEFAULT_BUFFER",
@@ -82,8 +86,10 @@ class BaseBackend:
 
     ``location`` is the ``LOCATION`` setting and ``params`` the whole
     setting; ``OPTIONS`` may hold ``history`` (events kept per channel,
-    default 1000) and ``buffer`` (bytes that may wait for one subscriber,
-    default 1 MiB); a backend may read more.
+    default 1000), ``buffer`` (bytes that may wait for one subscriber,
+    default 1 MiB) and ``presence_ttl`` (seconds after which a process that
+    stopped writing its presence is no longer listed, default 30); a backend
+    may read more.
 
     Subclasses implement :meth:`append`, :meth:`attach` and :meth:`read`,
     and may override :meth:`aappend` and :meth:`detach`.
@@ -96,6 +102,8 @@ class BaseBackend:
         self.history = int(options.get("history", DEFAULT_HISTORY))
         self.buffer = int(options.get("buffer", DEFAULT_BUFFER))
         self.hub = LocalHub()
+        self.presence_ttl = float(options.get("presence_ttl", DEFAULT_PRESENCE_TTL))
+        self._presence: PresenceRegistry | None = None
 
     def append(self, channel: str, payload: bytes | None) -> tuple[str, int]:
         """
@@ -132,3 +140,32 @@ class BaseBackend:
 
     def close(self) -> None:
         """Release what the backend holds (connections, threads)."""
+
+    # Presence (see presence.py).
+
+    @property
+    def presence(self) -> PresenceRegistry:
+        """The registry of this process's streams, made on first use."""
+        registry = self._presence
+        if registry is None:
+            from sse_response.broadcast.presence import PresenceRegistry
+
+            with self.hub.lock:
+                registry = self._presence
+                if registry is None:
+                    registry = self._presence = PresenceRegistry(
+                        self, self.presence_store(), self.presence_ttl
+                    )
+        return registry
+
+    def presence_store(self) -> PresenceStore | None:
+        """
+        Where the processes' presence records are kept; ``None`` (the
+        default): in this process only.
+        """
+        return None
+
+    def close_presence(self) -> None:
+        """Drop this process's presence records (before :meth:`close`)."""
+        if self._presence is not None:
+            self._presence.close()

@@ -57,6 +57,7 @@ from sse_response.broadcast.base import (
 )
 from sse_response.broadcast.hub import Subscriber
 from sse_response.broadcast.positions import Lineage, new_epoch
+from sse_response.broadcast.postgres_presence import PostgresPresence
 from sse_response.broadcast.reconnect import Reconnection
 
 __all__ = ["PostgresBackend"]
@@ -464,6 +465,11 @@ class PostgresBackend(BaseBackend):
         self._query(_PRUNE, [self.history, self.history])
         if self.max_age is not None:
             self._query(_PRUNE_AGE, [self.max_age])
+
+    # Presence (postgres_presence.py).
+
+    def presence_store(self) -> PostgresPresence:
+        return PostgresPresence(self)
 
     def close(self) -> None:
         self._closed = True

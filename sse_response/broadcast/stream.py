@@ -19,6 +19,7 @@ from sse_response.broadcast.positions import (
     page_covers,
     plan_resume,
 )
+from sse_response.broadcast.presence import wait_written
 from sse_response.encoding import EncodedMessage
 
 if TYPE_CHECKING:
@@ -86,9 +87,19 @@ class Subscription:
     :func:`~sse_response.broadcast.subscribe` returns.
     """
 
-    def __init__(self, channels: tuple[str, ...], backend: BaseBackend | None) -> None:
+    def __init__(
+        self,
+        channels: tuple[str, ...],
+        backend: BaseBackend | None,
+        presence: str | None = None,
+        announce: bool = False,
+    ) -> None:
         self.channels = channels
         self._backend = backend
+        #: The JSON of the stream's presence info, and whether its join and
+        #: leave are announced on its channels.
+        self._presence = presence
+        self._announce = announce
 
     def __repr__(self) -> str:
         return f"<Subscription to {', '.join(self.channels)}>"
@@ -117,7 +128,12 @@ class Subscription:
             signals.report_end("error")
             yield {"retry_ms": END_RETRY_MS}
             return
+        # Present from here, in every process, before the first event.
+        presence, written = backend.presence.join(
+            self.channels, self._presence, self._announce
+        )
         try:
+            await wait_written(written)
             async for message in self._run(
                 backend, subscriber, snapshot, last_event_id
             ):
@@ -128,6 +144,7 @@ class Subscription:
                 yield message
         finally:
             backend.detach(subscriber)
+            backend.presence.leave(presence)
 
     async def _run(
         self,

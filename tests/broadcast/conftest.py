@@ -98,7 +98,8 @@ def use_postgres_backend(
     """Make the process's backend a new PostgresBackend with the OPTIONS given."""
     with postgres_server.connect() as connection:
         connection.execute(
-            "TRUNCATE sse_response_event, sse_response_channel, sse_response_epoch"
+            "TRUNCATE sse_response_event, sse_response_channel, sse_response_epoch,"
+            " sse_response_presence"
         )
     with ExitStack() as stack:
         # Publishing uses Django's connection of the alias.

@@ -82,6 +82,12 @@ def warm_up(pages: list[Page]) -> None:
     raise AssertionError("some window never received a post")
 
 
+def windows_here(pages: list[Page], count: int) -> None:
+    """Each window shows that ``count`` windows are here (presence)."""
+    for page in pages:
+        expect(page.locator("#here")).to_have_text(f"{count} windows here")
+
+
 def check_everyone_gets_everything(pages: list[Page]) -> None:
     warm_up(pages)
     sent = []
@@ -104,7 +110,11 @@ def test_a_post_appears_in_every_window_uvicorn_memory(
     pages = open_windows(browser, server.url + "/broadcast/", 3)
     try:
         check_everyone_gets_everything(pages)
+        windows_here(pages, 3)
         screenshot(pages[1], "broadcast")
+        # A window that closes leaves: the others are told, and count again.
+        pages.pop().context.close()
+        windows_here(pages, 2)
     finally:
         for page in pages:
             page.context.close()
@@ -156,6 +166,8 @@ def test_a_post_appears_in_every_window_gunicorn_workers(
     pages = open_windows(browser, server.url + "/broadcast/", 4)
     try:
         check_everyone_gets_everything(pages)
+        # The windows are served by several workers: presence counts them all.
+        windows_here(pages, 4)
         # A process that serves no window publishes too: manage.py sse_publish,
         # with the demo's settings. Which worker serves which request is the
         # kernel's choice, so the posts above may all come from one of them.

@@ -48,6 +48,7 @@ from sse_response.broadcast.base import (
 )
 from sse_response.broadcast.hub import Subscriber
 from sse_response.broadcast.positions import Lineage, new_epoch
+from sse_response.broadcast.redis.presence import RedisPresence
 from sse_response.broadcast.redis.reader import Reader
 from sse_response.broadcast.redis.topology import (
     CONNECTION_ERRORS,
@@ -326,6 +327,11 @@ class RedisBackend(BaseBackend):
                 raise reply
         last, lineage = meta_position(meta)
         return entries(raw), last, lineage
+
+    # Presence (redis/presence.py).
+
+    def presence_store(self) -> RedisPresence:
+        return RedisPresence(self)
 
     # The reader.
 

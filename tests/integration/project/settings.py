@@ -67,3 +67,9 @@ if "SSE_IT_REDIS_CLUSTER" in os.environ:
             "history": int(os.environ.get("SSE_IT_BROADCAST_HISTORY", "5000")),
         },
     }
+
+# The presence tests (tests/broadcast/test_presence_processes.py) shorten the
+# time after which a process that died is no longer listed.
+if "SSE_IT_PRESENCE_TTL" in os.environ and "SSE_RESPONSE_BROADCAST" in globals():
+    _options: dict[str, object] = SSE_RESPONSE_BROADCAST["OPTIONS"]  # type: ignore[assignment]
+    _options["presence_ttl"] = float(os.environ["SSE_IT_PRESENCE_TTL"])

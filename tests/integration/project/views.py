@@ -24,6 +24,7 @@ the type ``tick`` and the data ``n``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -347,8 +348,13 @@ def broadcast(request: HttpRequest) -> HttpResponseBase:
     from sse_response.broadcast import subscribe
 
     heartbeat = float(request.GET.get("heartbeat", "5"))
+    # ``presence``: the stream's presence info, as JSON (test_presence_processes.py).
+    info = request.GET.get("presence")
     return EventStreamHttpResponse(
-        subscribe(*request.GET.getlist("channel")),
+        subscribe(
+            *request.GET.getlist("channel"),
+            presence=None if info is None else json.loads(info),
+        ),
         request=request,
         heartbeat=heartbeat,
     )
