@@ -32,6 +32,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -82,6 +83,10 @@ LEAVE_EVENT = "presence-leave"
 
 #: How long joins and leaves are gathered before they are written.
 TICK = 0.02
+
+#: How many channels one write of a refresh takes at least (more when the
+#: refresh would not be done in half its interval otherwise).
+REFRESH_SLICE = 500
 
 #: How long a joining stream waits for its join to be written at most.
 JOIN_WAIT = 5.0
@@ -203,6 +208,9 @@ class PresenceRegistry:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._next_refresh = 0.0
+        #: The channels of the refresh under way, and how many a write takes.
+        self._refreshing: list[str] = []
+        self._slice = 1
 
     # The streams' side.
 
@@ -331,25 +339,36 @@ class PresenceRegistry:
         failing = False
         while True:
             with self.lock:
-                while not self._closed and not self._dirty:
+                while not self._closed and not self._dirty and not self._refreshing:
                     wait = self._next_refresh - time.monotonic()
                     if wait <= 0:
                         break
                     self._wake.wait(wait)
                 if self._closed:
                     return
-            if self._dirty:
+            if self._dirty or self._refreshing:
                 time.sleep(TICK)  # Gather the joins and leaves of a storm.
             with self.lock:
-                refresh = time.monotonic() >= self._next_refresh
+                now = time.monotonic()
+                if now >= self._next_refresh and not self._refreshing:
+                    # A refresh of every channel, spread over half the
+                    # interval: thousands of channels in one write would
+                    # hold the interpreter (and the streams) for a while.
+                    self._refreshing = list(self._channels)
+                    self._slice = max(
+                        REFRESH_SLICE,
+                        math.ceil(len(self._refreshing) * TICK * 2 / self.interval),
+                    )
+                    self._next_refresh = now + self.interval
+                part = self._refreshing[: self._slice]
+                del self._refreshing[: self._slice]
+                refresh = bool(part)
                 channels = dict(self._dirty)
-                if refresh:
-                    channels.update(dict.fromkeys(self._channels))
+                channels.update(dict.fromkeys(part))
                 records = self._records(channels)
                 self._dirty.clear()
                 announcements, self._announcements = self._announcements, []
                 written, self._written = self._written, None
-                started = time.monotonic()
             try:
                 self.store.write(self.process, records, refresh=refresh)
             except Exception as exc:
@@ -371,8 +390,6 @@ class PresenceRegistry:
             if failing:
                 logger.warning("Presence is written again.")
                 failing = False
-            if refresh:
-                self._next_refresh = started + self.interval
             if written is not None:
                 _resolve(written)
             for channel, payload in announcements:

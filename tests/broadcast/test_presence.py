@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from sse_response.broadcast.base import BaseBackend
 from sse_response.broadcast.presence import (
     DEFAULT_PRESENCE_TTL,
     MAX_INFO_BYTES,
+    REFRESH_SLICE,
     PresenceRegistry,
 )
 from tests.broadcast.conftest import UseBackend
@@ -218,6 +220,42 @@ async def test_1000_joins_are_a_few_writes_and_a_refresh_is_one(
     for stream, _ in joined:
         registry.leave(stream)
     await eventually(lambda: apresence_count("room-0"), 0)
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_of_many_channels_is_spread_in_slices(
+    use_redis_or_postgres: UseBackend,
+) -> None:
+    """
+    Thousands of channels are refreshed a slice at a time, over half the
+    interval, not in one write that would hold the process for a while.
+    """
+    backend = use_redis_or_postgres(presence_ttl=3.0)
+    registry = backend.presence
+    store = registry.store
+    assert store is not None
+    count = 3 * REFRESH_SLICE
+    joined = [registry.join((f"many-{n}",), None, False) for n in range(count)]
+    await asyncio.gather(*(asyncio.wrap_future(w) for _, w in joined if w))
+    writes: list[tuple[int, bool, float]] = []
+    write = store.write
+
+    def counting(process: str, records: Any, *, refresh: bool) -> None:
+        writes.append((len(records), refresh, time.monotonic()))
+        write(process, records, refresh=refresh)
+
+    store.write = counting  # type: ignore[method-assign]
+    deadline = time.monotonic() + 2 * registry.interval + 1
+    while sum(n for n, refresh, _ in writes if refresh) < count:
+        assert time.monotonic() < deadline, writes
+        await asyncio.sleep(0.05)
+    refreshes = [(n, at) for n, refresh, at in writes if refresh]
+    assert all(n <= REFRESH_SLICE for n, _ in refreshes), refreshes
+    assert len(refreshes) >= 3
+    assert refreshes[-1][1] - refreshes[0][1] <= registry.interval / 2 + 0.5
+    for stream, _ in joined:
+        registry.leave(stream)
+    assert await apresence_count("many-0") == 0
 
 
 @pytest.fixture(params=["redis", "postgres"])
