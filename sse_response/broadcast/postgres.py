@@ -141,6 +141,9 @@ SWEEP_INTERVAL = 1.0
 #: (a reconnection reads every channel too).
 FULL_SWEEP = 10.0
 
+#: How many channels one query of a sweep reads.
+SWEEP_SLICE = 500
+
 #: How many rows one catch-up read takes at most.
 READ_LIMIT = 1000
 
@@ -411,6 +414,8 @@ class PostgresBackend(BaseBackend):
         connection: psycopg.Connection[Any] | None = None
         reconnection = Reconnection(f"the database {self.alias!r}", "postgres")
         swept = checked = pruned = 0.0
+        #: The channels of the sweep under way, not read yet.
+        sweeping: list[str] = []
         while not self._closed:
             try:
                 if connection is None:
@@ -422,7 +427,7 @@ class PostgresBackend(BaseBackend):
                 notified = {
                     notify.payload
                     for notify in connection.notifies(
-                        timeout=SWEEP_INTERVAL, stop_after=1
+                        timeout=0.01 if sweeping else SWEEP_INTERVAL, stop_after=1
                     )
                     if notify.payload
                 }
@@ -438,13 +443,17 @@ class PostgresBackend(BaseBackend):
                 if now - checked >= SWEEP_INTERVAL:
                     self._check_epoch(connection)
                     checked = now
-                if now - swept >= self._sweep_interval:
-                    # Every channel, notified or not.
-                    self._deliver(self._query_after(self.hub.positions()))
+                if now - swept >= self._sweep_interval and not sweeping:
+                    # Every channel, notified or not, a slice at a time: one
+                    # query of thousands of channels would hold up delivery.
+                    sweeping = self.hub.channels()
                     swept = now
-                elif notified:
-                    # Only the notified ones: the cost of an event does not
-                    # grow with the number of channels.
+                if sweeping:
+                    notified.update(sweeping[:SWEEP_SLICE])
+                    del sweeping[:SWEEP_SLICE]
+                if notified:
+                    # Only these: the cost of an event does not grow with
+                    # the number of channels.
                     self._deliver(self._query_after(self.hub.positions(notified)))
                 if now - pruned >= self.prune_interval:
                     self._prune()
