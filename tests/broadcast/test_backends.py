@@ -145,3 +145,18 @@ async def test_lost_connections_lose_nothing(service: Service, serve: Serve) -> 
     await call.disconnect()
     assert numbers(reading.events) == list(range(400))
     assert resets(reading.events) == []
+
+
+async def test_a_channel_that_loses_its_last_stream_and_gets_a_new_one_at_once(
+    any_backend: BaseBackend, serve: Serve, start: Callable[..., Any]
+) -> None:
+    """A page reload: the new stream attaches, whatever the backend's reader
+    had still to do about the channel's last stream leaving."""
+    path = serve(streaming("orders"))
+    for n in range(1, 4):
+        call = await start(path)
+        await attached(any_backend, 1)
+        await publish_numbers("orders", range(n, n + 1))
+        assert numbers((await call.read(events=1)).events) == [n]
+        await call.disconnect()
+        await attached(any_backend, 0)

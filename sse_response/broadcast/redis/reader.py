@@ -196,7 +196,13 @@ class Reader:
         self._orphans.clear()
         by_link: dict[_Link, list[str]] = {}
         for channel in channels:
-            if channel in self._link_of:
+            placed_on = self._link_of.get(channel)
+            if placed_on is not None:
+                # Still subscribed there: it lost its last stream and got a
+                # new one before the reader unsubscribed (a page reloaded).
+                # The hub forgot its position: look it up again.
+                if placed_on.connection is not None and channel not in placed_on.asked:
+                    placed_on.held.setdefault(channel, [])
                 continue
             try:
                 node = self.topology.node_for(channel)
@@ -215,7 +221,8 @@ class Reader:
             by_link.setdefault(link, []).append(channel)
         for link, placed in by_link.items():
             link.channels.update(placed)
-            link.leaving.difference_update(placed)
+            # A channel unsubscribed and asked for again stays in leaving:
+            # the server confirms the one, then the other.
             if link.connection is not None:
                 self._ask(link, placed)
 
