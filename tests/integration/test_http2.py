@@ -143,7 +143,9 @@ async def test_one_connection_carries_a_hundred_streams(
     # Events flow on every stream all along: httpx (httpcore 1.0) can leave
     # the first event of an idle HTTP/2 stream unread until more data comes
     # on the connection, which h2client.H2Client shows the servers do send.
-    count, interval = 20, 0.05
+    # Each stream lasts 3 s, well beyond the time a loaded machine takes to
+    # open all 100 (1 s was too little for nginx in front of gunicorn once).
+    count, interval = 20, 0.15
     tokens = [token() for _ in range(STREAMS)]
 
     async def read(client: httpx.AsyncClient, i: int, t: str) -> list[ServerSentEvent]:
