@@ -112,13 +112,11 @@ class LocalHub:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        #: Notified when channels are added or dropped.
-        self.changed = threading.Condition(self.lock)
         self._channels: dict[str, _Channel] = {}
         #: Channels that got their first subscriber or lost their last one
-        #: since the backend last asked (:meth:`take_changes`).
-        self._added: dict[str, None] = {}
-        self._dropped: dict[str, None] = {}
+        #: since the backend last asked (:meth:`take_changes`), whichever
+        #: happened last: what they are now says which.
+        self._changed: dict[str, None] = {}
 
     # Subscribers.
 
@@ -130,16 +128,13 @@ class LocalHub:
                 state = self._channels.get(channel)
                 if state is None:
                     state = self._channels[channel] = _Channel()
-                    self._added[channel] = None
-                    self._dropped.pop(channel, None)
+                    self._changed[channel] = None
                 state.subscribers[subscriber] = None
                 if state.position is None:
                     unknown.append(channel)
                 else:
                     subscriber.starts[channel] = state.position
                     subscriber.lineages[channel] = state.lineage
-            if unknown:
-                self.changed.notify_all()
         return unknown
 
     def remove(self, subscriber: Subscriber) -> None:
@@ -154,22 +149,23 @@ class LocalHub:
                 state.subscribers.pop(subscriber, None)
                 if not state.subscribers:
                     del self._channels[channel]
-                    if channel in self._added:
-                        del self._added[channel]
-                    else:
-                        self._dropped[channel] = None
-                    self.changed.notify_all()
+                    self._changed[channel] = None
 
     def take_changes(self) -> tuple[list[str], list[str]]:
         """
         The channels that got their first subscriber, and those that lost
         their last one, since the last call (a backend that subscribes to
-        channels on its service follows them so).
+        channels on its service follows them so). A channel that did both,
+        in any order and any number of times, is given as what it is now:
+        added if it has subscribers (its position is unknown again, to be
+        looked up), dropped if it has none, so that nothing stays subscribed
+        with nobody listening.
         """
         with self.lock:
-            added, dropped = list(self._added), list(self._dropped)
-            self._added.clear()
-            self._dropped.clear()
+            added, dropped = [], []
+            for channel in self._changed:
+                (added if channel in self._channels else dropped).append(channel)
+            self._changed.clear()
             return added, dropped
 
     def channels(self) -> list[str]:
@@ -212,7 +208,6 @@ class LocalHub:
                         subscriber._waiter = None
                         wake.setdefault(subscriber.loop, []).append(waiter)
                 self._wake(wake)
-                self.changed.notify_all()
             return state.position
 
     async def wait_started(self, subscriber: Subscriber, timeout: float) -> bool:
