@@ -101,8 +101,10 @@ def _report(label: str, seconds: float) -> None:
     observer = lingering_observer
     if observer is not None:
         observer()
-    first = label not in _warned_paths
-    if first and len(_warned_paths) < _MAX_WARNED_PATHS:
+    # A WARNING once per path, for so many paths at most (paths that carry
+    # ids are endless): past that, every report is a DEBUG line and a count.
+    first = label not in _warned_paths and len(_warned_paths) < _MAX_WARNED_PATHS
+    if first:
         _warned_paths.add(label)
     logger.log(
         logging.WARNING if first else logging.DEBUG,

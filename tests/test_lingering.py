@@ -66,3 +66,17 @@ def test_a_source_that_ends_in_time_is_not_reported(
         thread.join()
         assert _watcher_gone()
     assert "/unit/in-time/" not in caplog.text
+
+
+def test_warnings_stop_once_so_many_paths_were_warned_of(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paths that carry ids never repeat: past the cap, a report of a new
+    # path is a DEBUG line and a count, never a flood of WARNINGs.
+    monkeypatch.setattr(lingering, "_warned_paths", set())
+    monkeypatch.setattr(lingering, "_MAX_WARNED_PATHS", 2)
+    with caplog.at_level(logging.DEBUG, "sse_response"):
+        for n in range(5):
+            lingering._report(f"/jobs/{n}/", 6.0)
+    levels = [record.levelname for record in caplog.records]
+    assert levels == ["WARNING", "WARNING", "DEBUG", "DEBUG", "DEBUG"]
