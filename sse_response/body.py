@@ -57,6 +57,18 @@ def in_event_loop() -> bool:
     return True
 
 
+def refuse_in_event_loop(message: str) -> None:
+    """
+    Raise Django's ``SynchronousOnlyOperation`` with ``message`` when called
+    inside a running event loop: the error Django raises for the ORM there,
+    for the sync calls that would block the loop.
+    """
+    if in_event_loop():
+        from django.core.exceptions import SynchronousOnlyOperation
+
+        raise SynchronousOnlyOperation(message)
+
+
 class EventStreamBody:
     """
     The chunks of one event stream, to be iterated once, with ``for`` or

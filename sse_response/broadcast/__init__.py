@@ -26,10 +26,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from django.core.exceptions import SynchronousOnlyOperation
-
 from sse_response import metrics
-from sse_response.body import in_event_loop
+from sse_response.body import refuse_in_event_loop
 from sse_response.broadcast.backends import get_backend
 from sse_response.broadcast.base import BaseBackend, BroadcastError
 from sse_response.broadcast.memory import MemoryBackend
@@ -120,11 +118,10 @@ def _payload(
 
 
 def _not_in_event_loop(name: str, instead: str) -> None:
-    if in_event_loop():
-        raise SynchronousOnlyOperation(
-            f"{name}() waits until the event is stored, which would block "
-            f"the running event loop; use 'await {instead}()' in async code."
-        )
+    refuse_in_event_loop(
+        f"{name}() waits until the event is stored, which would block "
+        f"the running event loop; use 'await {instead}()' in async code."
+    )
 
 
 def publish(

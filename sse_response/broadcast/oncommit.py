@@ -17,10 +17,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import SynchronousOnlyOperation
 from django.db import transaction
 
-from sse_response.body import in_event_loop
+from sse_response.body import refuse_in_event_loop
 
 __all__ = ["PendingPublish", "publish_on_commit"]
 
@@ -95,13 +94,12 @@ def publish_on_commit(
     from sse_response.broadcast import _payload
     from sse_response.broadcast.positions import check_channel
 
-    if in_event_loop():
-        raise SynchronousOnlyOperation(
-            "publish_on_commit() belongs with Django's transactions, which are "
-            "sync: call it from sync code (in async code, with the transaction, "
-            "inside sync_to_async()), or use 'await apublish()' where there is "
-            "no transaction."
-        )
+    refuse_in_event_loop(
+        "publish_on_commit() belongs with Django's transactions, which are "
+        "sync: call it from sync code (in async code, with the transaction, "
+        "inside sync_to_async()), or use 'await apublish()' where there is "
+        "no transaction."
+    )
     check_channel(channel)
     payload = _payload(message, json_encoder)
     # The callback logs its own failures; robust=True also keeps anything it

@@ -43,9 +43,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django import db
-from django.core.exceptions import SynchronousOnlyOperation
 
-from sse_response.body import in_event_loop
+from sse_response.body import refuse_in_event_loop
 from sse_response.broadcast.positions import check_channel
 from sse_response.encoding import encode
 
@@ -441,11 +440,10 @@ async def wait_written(written: concurrent.futures.Future[None] | None) -> None:
 
 
 def _sync_only(name: str) -> None:
-    if in_event_loop():
-        raise SynchronousOnlyOperation(
-            f"{name}() asks the broadcast backend, which would block the "
-            f"running event loop; use 'await a{name}()' in async code."
-        )
+    refuse_in_event_loop(
+        f"{name}() asks the broadcast backend, which would block the "
+        f"running event loop; use 'await a{name}()' in async code."
+    )
 
 
 def _read(channel: str) -> dict[str, list[Any]]:
