@@ -5,6 +5,7 @@ way Django makes cache backends from ``CACHES``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -47,6 +48,17 @@ def get_backend() -> BaseBackend:
             _backend = load_backend(getattr(settings, SETTING, DEFAULT_SETTING))
             _backend_pid = os.getpid()
         return _backend
+
+
+@atexit.register
+def _leave_at_exit() -> None:
+    # The presence writer is a daemon thread, stopped wherever it is when
+    # the interpreter exits: the process's streams leave in one last write
+    # instead of lingering until presence_ttl (every deploy would count
+    # each stream twice for that long).
+    backend = _backend
+    if backend is not None and _backend_pid == os.getpid():
+        backend.close_presence()
 
 
 def reset_backend() -> None:

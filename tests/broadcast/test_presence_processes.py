@@ -138,3 +138,30 @@ def test_a_sigkilled_worker_leaves_within_the_ttl(
                     stream.close()
     finally:
         factory.stop_all()
+
+
+def test_a_worker_that_exits_cleanly_leaves_at_once(
+    service: Service, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A ttl far longer than the test: only the exiting process's own write
+    # can remove its streams this soon.
+    factory = ServerFactory(tmp_path_factory)
+    env = {**service.env, "SSE_IT_PRESENCE_TTL": "300"}
+    try:
+        server = factory.start("uvicorn-h11", env=env)
+        with httpx.Client(timeout=30) as client:
+            query = "channel=room&heartbeat=0.5&presence=" + urllib.parse.quote('"x"')
+            streams = [Stream(client, server.url(f"/broadcast/?{query}"))]
+            streams.append(Stream(client, server.url("/broadcast/?channel=room")))
+            try:
+                wait_for_count(service, 2)
+                os.killpg(server.pid, signal.SIGTERM)  # a deploy, a scale-down
+                server.wait(15)
+                room = status(service, "room")["room"]
+                assert room["count"] == 0, room
+                assert room["presence"] == []
+            finally:
+                for stream in streams:
+                    stream.close()
+    finally:
+        factory.stop_all()
