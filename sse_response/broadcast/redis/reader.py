@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
+import selectors
 import socket
 import threading
 import time
@@ -66,10 +66,9 @@ class _Link:
         #: Kept by the reader per node, so that a link made again after a
         #: failover still says when the node is back.
         self.reconnection = reconnection
-
-    def socket(self) -> socket.socket | None:
-        connection = self.connection
-        return None if connection is None else connection._sock
+        #: The connection's socket, while the reader's selector watches it
+        #: (redis-py drops its own reference when the connection fails).
+        self.watched: socket.socket | None = None
 
 
 class Reader:
@@ -96,6 +95,12 @@ class Reader:
         self._waker, self._woken = socket.socketpair()
         self._waker.setblocking(False)
         self._woken.setblocking(False)
+        # One selector for the thread's life, each link's socket registered
+        # while it is connected: select.select() fails on a descriptor of
+        # 1024 or more (a process with thousands of open streams), which
+        # stopped delivery for good.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._woken, selectors.EVENT_READ, None)
         self._stopping = False
 
     # From other threads.
@@ -125,8 +130,8 @@ class Reader:
                     time.sleep(0.5)
         finally:
             for link in self._links.values():
-                if link.connection is not None:
-                    link.connection.disconnect()
+                self._disconnect(link)
+            self._selector.close()
             self._waker.close()
             self._woken.close()
 
@@ -137,18 +142,12 @@ class Reader:
         serving = self.topology.nodes()
         for node, link in list(self._links.items()):
             if not link.channels and node not in serving:
-                if link.connection is not None:
-                    link.connection.disconnect()
+                self._disconnect(link)
                 del self._links[node]
         now = time.monotonic()
         for link in list(self._links.values()):
             if link.connection is None and link.channels and link.reconnection.due(now):
                 self._connect(link)
-        sockets: dict[Any, _Link] = {}
-        for link in self._links.values():
-            sock = link.socket()
-            if sock is not None:
-                sockets[sock] = link
         timeout = IDLE_WAIT
         waiting = [
             link.reconnection.retry_at - now
@@ -161,12 +160,15 @@ class Reader:
             timeout = max(min(min(waiting), IDLE_WAIT), 0.0)
         # A link's reads leave nothing buffered (see _read): the sockets say
         # when there is more.
-        readable, _, _ = select.select([self._woken, *sockets], [], [], timeout)
-        if self._woken in readable:
-            with contextlib.suppress(OSError):
-                while self._woken.recv(4096):
-                    pass
-        for link in (sockets[sock] for sock in readable if sock is not self._woken):
+        ready: list[_Link] = []
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(OSError):
+                    while self._woken.recv(4096):
+                        pass
+            else:
+                ready.append(key.data)
+        for link in ready:
             self._read(link)
         for link in list(self._links.values()):
             if link.held:
@@ -277,13 +279,25 @@ class Reader:
             self._lost(link, error)
             return
         link.connection = connection
+        link.watched = sock = connection._sock
+        assert sock is not None
+        self._selector.register(sock, selectors.EVENT_READ, link)
         link.reconnection.back()
         self._ask(link, sorted(link.channels))
 
-    def _lost(self, link: _Link, error: BaseException) -> None:
+    def _disconnect(self, link: _Link) -> None:
+        if link.watched is not None:
+            # Before the socket is closed, so that its descriptor, reused
+            # by the next connection, is not still registered.
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(link.watched)
+            link.watched = None
         if link.connection is not None:
             link.connection.disconnect()
             link.connection = None
+
+    def _lost(self, link: _Link, error: BaseException) -> None:
+        self._disconnect(link)
         link.reconnection.lost("PUB/SUB", error)
         link.asked.clear()
         link.held.clear()
