@@ -544,6 +544,8 @@ def run_row(
                 clients.append(
                     (process, out, start, min(PER_CLIENT, first + n - start))
                 )
+        # Every client has made its connections and sent its requests.
+        connected_at = time.time()
         subscribed = count
         try:
             subscribed_at: float | None = wait_until(
@@ -620,6 +622,10 @@ def run_row(
         redis_used, window,
     )  # fmt: skip
     summary["subscribed"] = subscribed
+    summary["gc_threshold"] = os.environ.get("BENCH_GC_THRESHOLD", "")
+    summary["subscribed_after_connected_s"] = (
+        None if subscribed_at is None else max(0.0, subscribed_at - connected_at)
+    )
     return summary
 
 
@@ -692,11 +698,15 @@ def markdown(data: dict[str, Any]) -> str:
     bares = [r["redis_cpu_us_per_publish"] for r in rows if r["row"] == BARE]
     bare = statistics.median(bares) if bares else math.nan
 
-    def reference(count: int) -> float:
+    def reference(count: int, gc_threshold: str) -> float:
+        # The peer's rows of the same size, with the same collector settings.
         values = [
             r["server_cpu_us_per_delivery"]
             for r in rows
-            if r["row"] == REFERENCE and r["channels"] == count and "skipped" not in r
+            if r["row"] == REFERENCE
+            and r["channels"] == count
+            and r.get("gc_threshold", "") == gc_threshold
+            and "skipped" not in r
         ]
         return statistics.median(values) if values else math.nan
 
@@ -706,7 +716,8 @@ def markdown(data: dict[str, Any]) -> str:
         return f"{value:,.{digits}f}{suffix}"
 
     lines = [
-        "| row | N | all subscribed after s | p50 ms | p99 ms | lost "
+        "| row | N | all subscribed after s: first / last connection "
+        "| p50 ms | p99 ms | lost "
         "| server CPU µs/delivery | x broadcaster "
         "| Redis CPU µs/publish | x bare PUBLISH |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -730,13 +741,19 @@ def markdown(data: dict[str, Any]) -> str:
         if r.get("unexpected"):
             lost += f" (+{r['unexpected']:,} unexpected)"
         after = number(r["subscribed_after_s"], 2)
+        if "subscribed_after_connected_s" in r:  # not in the runs before it
+            after += f" / {number(r['subscribed_after_connected_s'], 2)}"
         if r["subscribed_after_s"] is None:
             after = f"never ({r.get('subscribed', 0):,} of {r['channels']:,})"
+        peer_cpu = reference(r["channels"], r.get("gc_threshold", ""))
+        name = r["row"]
+        if r.get("gc_threshold"):
+            name += f" (gc {r['gc_threshold']})"
         lines.append(
-            f"| {r['row']} | {r['channels']:,} | "
+            f"| {name} | {r['channels']:,} | "
             f"{after} | {number(r['p50_ms'], 1)} | "
             f"{number(r['p99_ms'], 1)} | {lost} | {number(cpu)} | "
-            f"{number(cpu / reference(r['channels']), 2)} | {number(redis_us, 1)} | "
+            f"{number(cpu / peer_cpu, 2)} | {number(redis_us, 1)} | "
             f"{number(redis_us / bare, 1)} |"
         )
         if r["publisher_late_ms_max"] > 100:
@@ -803,10 +820,24 @@ def main() -> None:
         help="the peers' interpreter; default: bench/.venv-peers (made by envs.py)",
     )
     parser.add_argument("--json", type=Path, default=RESULTS / "channels.json")
+    parser.add_argument(
+        "--gc-threshold",
+        default="",
+        help="the servers' gc.set_threshold(), as t0,t1,t2 (default: Python's, "
+        "700,10,10); kept with each row",
+    )
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        help="keep the servers' logs and the clients' results here (default: a "
+        "temporary directory, removed at the end)",
+    )
     args = parser.parse_args()
     if not args.peer_python and any(ROWS[r]["venv"] == "peer" for r in args.rows):
         args.peer_python = str(envs.ensure("peers"))
     raise_fd_limit()
+    if args.gc_threshold:
+        os.environ["BENCH_GC_THRESHOLD"] = args.gc_threshold
     runs = [
         {
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -816,8 +847,14 @@ def main() -> None:
         }
     ]
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="channels-") as tmp:
-        scratch = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.scratch:
+            scratch = args.scratch
+            scratch.mkdir(parents=True, exist_ok=True)
+        else:
+            scratch = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="channels-"))
+            )
         # The reference for every row on Redis (all but memory and postgres).
         if set(args.rows) - {"memory", "postgres"}:
             print(f"channels: {BARE}", flush=True)
