@@ -268,6 +268,23 @@ def _check_redis(
                 id="sse_response.E026",
             )
         )
+    interval = options.get("health_check_interval", 5.0)
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or interval <= 0
+    ):
+        errors.append(
+            Error(
+                f'{name}["OPTIONS"]["health_check_interval"] must be a positive '
+                f"number of seconds, not {interval!r}.",
+                hint="Seconds of silence after which the reader PINGs a PUB/SUB "
+                "connection (default 5); one that stays silent that long again "
+                "(or socket_timeout, if longer) is taken for lost. Keep it below "
+                "the idle timeout of any NAT or load balancer on the way.",
+                id="sse_response.E028",
+            )
+        )
     kwargs = options.get("sentinel_kwargs", {})
     if not isinstance(kwargs, dict):
         errors.append(

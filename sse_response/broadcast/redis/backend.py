@@ -49,7 +49,7 @@ from sse_response.broadcast.base import (
 from sse_response.broadcast.hub import Subscriber
 from sse_response.broadcast.positions import Lineage, new_epoch
 from sse_response.broadcast.redis.presence import RedisPresence
-from sse_response.broadcast.redis.reader import Reader
+from sse_response.broadcast.redis.reader import HEALTH_INTERVAL, Reader
 from sse_response.broadcast.redis.topology import (
     CONNECTION_ERRORS,
     Command,
@@ -86,7 +86,9 @@ class RedisBackend(BaseBackend):
     ``OPTIONS``: ``history`` (entries kept per channel, at least; default
     1000), ``buffer`` (bytes that may wait for one local subscriber; default
     1 MiB), ``prefix`` of the keys (default ``"sse_response"``),
-    ``socket_timeout`` in seconds (default 5), ``cluster`` (``True`` for a
+    ``socket_timeout`` in seconds (default 5), ``health_check_interval``
+    (seconds of silence after which a PUB/SUB connection is sent a PING;
+    default 5), ``cluster`` (``True`` for a
     Redis Cluster), ``sentinel`` (the master's name, when ``LOCATION`` lists
     Sentinels) and ``sentinel_kwargs`` (connection arguments for the
     Sentinels themselves, such as a ``password``).
@@ -103,6 +105,9 @@ class RedisBackend(BaseBackend):
             )
         self.location = location if isinstance(location, str) else ", ".join(location)
         self.prefix = str(self.options.get("prefix", "sse_response"))
+        self.health_interval = float(
+            self.options.get("health_check_interval", HEALTH_INTERVAL)
+        )
         #: The names of the connections (CLIENT LIST shows them).
         self.client_name = f"{self.prefix}-{os.getpid()}"
         self.topology: Topology = make_topology(

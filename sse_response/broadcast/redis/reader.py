@@ -44,6 +44,16 @@ logger = logging.getLogger("sse_response.broadcast")
 #: channels; channels that lost their last subscriber wait this long).
 IDLE_WAIT = 1.0
 
+#: How long a PUB/SUB connection may be silent before the reader sends it a
+#: PING, unless OPTIONS["health_check_interval"] says otherwise. A link on
+#: which nothing (the pong, a message) comes back within the larger of this
+#: and the socket timeout is taken for lost, and its channels catch up from
+#: history on a new one: a connection that a NAT or a load balancer dropped
+#: without a word, or to a host that vanished, is found within about 10 s
+#: (the issue's bar for events to flow again after a failover), at the cost
+#: of one PING per idle connection every 5 s.
+HEALTH_INTERVAL = 5.0
+
 _MESSAGES = (b"message", b"smessage")
 _SUBSCRIBED = (b"subscribe", b"ssubscribe")
 _UNSUBSCRIBED = (b"unsubscribe", b"sunsubscribe")
@@ -69,6 +79,10 @@ class _Link:
         #: The connection's socket, while the reader's selector watches it
         #: (redis-py drops its own reference when the connection fails).
         self.watched: socket.socket | None = None
+        #: When the connection last gave something (``time.monotonic()``),
+        #: and when the PING still unanswered was sent.
+        self.heard = 0.0
+        self.pinged: float | None = None
 
 
 class Reader:
@@ -87,6 +101,8 @@ class Reader:
         self.unsubscribe_command = (
             "SUNSUBSCRIBE" if self.topology.sharded else "UNSUBSCRIBE"
         )
+        self.health_interval = backend.health_interval
+        self.health_timeout = max(self.topology.socket_timeout, self.health_interval)
         self._links: dict[Node, _Link] = {}
         self._link_of: dict[str, _Link] = {}
         self._reconnections: dict[Node, Reconnection] = {}
@@ -154,6 +170,7 @@ class Reader:
             for link in self._links.values()
             if link.connection is None and link.channels
         ]
+        waiting.append(self._check_health(now) - now)
         if self._orphans or self.topology.stale:
             waiting.append(FIRST_PAUSE)
         if waiting:
@@ -173,6 +190,49 @@ class Reader:
         for link in list(self._links.values()):
             if link.held:
                 self._sync(link)
+
+    def _check_health(self, now: float) -> float:
+        """
+        PING the links that were silent for a health interval, and drop
+        those whose PING went unanswered for too long; return when the next
+        check is due.
+        """
+        due = now + IDLE_WAIT
+        for link in list(self._links.values()):
+            connection = link.connection
+            if connection is None:
+                continue
+            if link.pinged is not None:
+                if now - link.pinged >= self.health_timeout:
+                    try:
+                        # The reply may be there, unread while the reader
+                        # was busy (a long catch-up): then it is alive.
+                        alive = connection.can_read(timeout=0)
+                    except CONNECTION_ERRORS:
+                        alive = False
+                    if not alive:
+                        self._lost(
+                            link,
+                            TimeoutError(
+                                f"nothing came in {self.health_timeout:g} s "
+                                "after a PING"
+                            ),
+                        )
+                    continue
+                due = min(due, link.pinged + self.health_timeout)
+            elif now - link.heard >= self.health_interval:
+                link.pinged = now
+                try:
+                    # Subscribed, a RESP2 connection answers [b"pong", b""];
+                    # SSUBSCRIBE connections take PING too.
+                    connection.send_packed_command(connection.pack_command("PING"))
+                except CONNECTION_ERRORS as error:
+                    self._lost(link, error)
+                    continue
+                due = min(due, now + self.health_timeout)
+            else:
+                due = min(due, link.heard + self.health_interval)
+        return due
 
     # Channels.
 
@@ -279,6 +339,7 @@ class Reader:
             self._lost(link, error)
             return
         link.connection = connection
+        link.heard, link.pinged = time.monotonic(), None
         link.watched = sock = connection._sock
         assert sock is not None
         self._selector.register(sock, selectors.EVENT_READ, link)
@@ -323,12 +384,18 @@ class Reader:
                     self._refused(link, error)
                 else:
                     self._on_reply(link, reply)
+                if link.connection is not connection:
+                    # Lost meanwhile (a catch-up failed): can_read() would
+                    # connect it again, unseen.
+                    return
                 # Until every reply already received is handled, parsed or
                 # not: the caller then waits on the socket alone.
                 if not connection.can_read(timeout=0):
-                    return
+                    break
         except CONNECTION_ERRORS as error:
             self._lost(link, error)
+            return
+        link.heard, link.pinged = time.monotonic(), None
 
     def _move(self, link: _Link, channels: list[str]) -> None:
         """Unsubscribe ``channels`` from ``link``, to be placed again."""
@@ -352,6 +419,8 @@ class Reader:
             self._orphans.add(channel)
 
     def _on_reply(self, link: _Link, reply: Any) -> None:
+        if not isinstance(reply, list):
+            return  # b"PONG": a PING on a connection with no subscription
         kind = reply[0]
         if kind in _MESSAGES:
             channel = self.backend.channel_of(reply[1])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,25 @@ Command = tuple[Any, ...]
 
 #: The least time between two lookups of the nodes.
 REFRESH_INTERVAL = 0.1
+
+#: TCP keepalive of every connection: probes after 15 s of silence, every
+#: 5 s, 3 unanswered ones and the connection is dead. The OS default (2 h
+#: before the first probe) leaves a connection that a NAT or a load
+#: balancer dropped, or to a host that vanished without a reset, looking
+#: alive for hours; probes every 15 s also keep such middleboxes (idle
+#: timeouts of a minute and more) from dropping it. The reader's PINGs
+#: find a silent PUB/SUB connection sooner; these also cover the command
+#: connections between two commands.
+KEEPALIVE = {
+    option: value
+    for name, value in (
+        # macOS names the first TCP_KEEPALIVE.
+        ("TCP_KEEPIDLE" if hasattr(socket, "TCP_KEEPIDLE") else "TCP_KEEPALIVE", 15),
+        ("TCP_KEEPINTVL", 5),
+        ("TCP_KEEPCNT", 3),
+    )
+    if (option := getattr(socket, name, None)) is not None
+}
 
 
 class NodeMoved(Exception):
@@ -109,12 +129,15 @@ class Node:
         """A new connection (not connected yet) to this server."""
         params = dict(self.params)
         connection_class = params.pop("connection_class", redis.Connection)
+        if issubclass(connection_class, redis.Connection):
+            # TCP (and TLS) only: a unix socket has no keepalive, and
+            # redis-py's class for one takes no such argument.
+            params.update(socket_keepalive=True, socket_keepalive_options=KEEPALIVE)
         connection: redis.Connection = connection_class(
             **params,
             client_name=client_name,
             socket_timeout=timeout or self.socket_timeout,
             socket_connect_timeout=min(self.socket_timeout, 2.0),
-            socket_keepalive=True,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
             redis_connect_func=self._identify if identify else None,
             # RESP2, whatever redis-py's default: PUB/SUB messages come back
