@@ -108,6 +108,10 @@ class Reader:
         self._reconnections: dict[Node, Reconnection] = {}
         #: Channels that need a node (a failed one, a moved slot).
         self._orphans: set[str] = set()
+        #: The topology's generation that the channels were last checked
+        #: against, and when the nodes are to be found again regardless.
+        self._generation = self.topology.generation
+        self._next_lookup = 0.0
         self._waker, self._woken = socket.socketpair()
         self._waker.setblocking(False)
         self._woken.setblocking(False)
@@ -243,16 +247,54 @@ class Reader:
             self._orphans.discard(channel)
             if link is not None:
                 self._leave(link, [channel])
-        if self.topology.stale or self._orphans:
+        needed = self.topology.stale or bool(self._orphans)
+        now = time.monotonic()
+        # Every health interval regardless: a failover or a resharding may
+        # leave every connection of this process up and no error anywhere
+        # (after SENTINEL FAILOVER the old master stays a master, unaware,
+        # for 10 s or more), while the publishers moved on.
+        due = self.topology.moves and now >= self._next_lookup
+        if needed or due:
+            if due:
+                self._next_lookup = now + self.health_interval
             try:
                 self.topology.refresh_now()
             except (*CONNECTION_ERRORS, redis.RedisError) as error:
                 logger.debug("The Redis nodes cannot be found yet: %s", error)
-                added = [*added, *self._orphans]
-                self._orphans.clear()
-                self._orphans.update(added)
-                return
+                if needed:
+                    added = [*added, *self._orphans]
+                    self._orphans.clear()
+                    self._orphans.update(added)
+                    return
+        self._follow_moves()
         self._place([*self._orphans, *added])
+
+    def _follow_moves(self) -> None:
+        """
+        After the nodes were found to have changed, move every channel
+        placed on a node that no longer serves it: unsubscribed there, to be
+        subscribed on its node and caught up from its position.
+        """
+        generation = self.topology.generation
+        if generation == self._generation:
+            return
+        # Read before the lookups below: a change found meanwhile (by a
+        # publishing thread) makes the next step check again.
+        self._generation = generation
+        moving: dict[_Link, list[str]] = {}
+        for channel, link in self._link_of.items():
+            try:
+                node = self.topology.node_for(channel)
+            except (*CONNECTION_ERRORS, redis.RedisError):
+                continue  # Checked again with the next change.
+            if node is not link.node:
+                moving.setdefault(link, []).append(channel)
+        for link, channels in moving.items():
+            logger.debug("%d channels move from %r.", len(channels), link.node)
+            self._leave(link, channels)
+            for channel in channels:
+                self._link_of.pop(channel, None)
+                self._orphans.add(channel)
 
     def _place(self, channels: list[str]) -> None:
         self._orphans.clear()

@@ -222,6 +222,10 @@ class Topology:
         self.lock = threading.Lock()
         #: Set when a node failed: the next use finds the nodes again.
         self.stale = False
+        #: Counts the lookups that found other nodes, or slots served by
+        #: other nodes, than the lookup before: whoever placed something on
+        #: a node knows when to check again where it belongs.
+        self.generation = 0
         self._refreshed = 0.0
 
     def describe(self) -> str:
@@ -358,6 +362,7 @@ class SentinelTopology(Topology):
         with self.lock:
             if self.node is not None and self.node.address == address:
                 return
+            self.generation += 1
             old, self.node = (
                 self.node,
                 self._node(
@@ -403,6 +408,8 @@ class ClusterTopology(Topology):
         }
         self._nodes: dict[tuple[str, int], Node] = {}
         self._slots: list[Node | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        #: The slot ranges and their masters' addresses, as last found.
+        self._layout: list[tuple[int, int, tuple[str, int]]] = []
 
     def describe(self) -> str:
         return f"the Redis Cluster at {super().describe()}"
@@ -467,6 +474,7 @@ class ClusterTopology(Topology):
 
     def _apply(self, reply: list[Any], asked_host: str) -> None:
         slots: list[Node | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        layout = []
         with self.lock:
             masters: dict[tuple[str, int], Node] = {}
             for start, end, master, *_replicas in reply:
@@ -480,6 +488,7 @@ class ClusterTopology(Topology):
                         {**self.common, "host": address[0], "port": address[1]}
                     )
                 masters[address] = node
+                layout.append((int(start), int(end), address))
                 for slot in range(int(start), int(end) + 1):
                     slots[slot] = node
             gone = [
@@ -487,6 +496,10 @@ class ClusterTopology(Topology):
             ]
             self._nodes = masters
             self._slots = slots
+            layout.sort()
+            if layout != self._layout:
+                self._layout = layout
+                self.generation += 1
         for node in gone:
             node.close()
 
