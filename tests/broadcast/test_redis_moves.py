@@ -8,22 +8,34 @@ and the lookup of a cluster's nodes with one that never answers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from sse_response.broadcast import apublish
 from sse_response.broadcast.backends import load_backend
+from sse_response.broadcast.positions import channel_tag, parse_event_id
 from sse_response.broadcast.redis.backend import RedisBackend
 from sse_response.encoding import encode
 from tests.broadcast.helpers import attached
-from tests.broadcast.redis_topologies import RedisSentinelSet, clients_of, command
+from tests.broadcast.redis_topologies import (
+    NodeRole,
+    RedisClusterSet,
+    RedisSentinelSet,
+    clients_of,
+    command,
+    info,
+)
 from tests.broadcast.test_redis_cluster import (
     DEADLINE,
     Client,
     Serve,
     clients,
+    cluster_setting,
     message,
     until,
     using,
@@ -124,3 +136,159 @@ async def test_a_sentinel_failover_whose_old_master_survives(
 def message_bytes(channel: str, n: int) -> bytes:
     """What publish() stores for message(channel, n)."""
     return encode(message(channel, n))
+
+
+# A slot resharded.
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterSet]:
+    """A cluster for the tests that leave it healthy (slots may have moved)."""
+    with RedisClusterSet(tmp_path_factory.mktemp("cluster")) as cluster_set:
+        yield cluster_set
+
+
+class Migration:
+    """One slot moving from its master to another, as redis-cli does it."""
+
+    def __init__(self, cluster: RedisClusterSet, channel: str) -> None:
+        self.cluster = cluster
+        self.slot = str(cluster.keyslot(f"{{{channel}}}"))
+        self.source: NodeRole = cluster.master_for(f"{{{channel}}}")
+        self.target = next(m for m in cluster.masters() if m.id != self.source.id)
+        self.keys = [f"sse_response:{{{channel}}}:{kind}" for kind in ("meta", "log")]
+
+    def begin(self) -> None:
+        target, source = self.target, self.source
+        assert (
+            command(
+                target.port, "CLUSTER", "SETSLOT", self.slot, "IMPORTING", source.id
+            )
+            == "OK"
+        )
+        assert (
+            command(
+                source.port, "CLUSTER", "SETSLOT", self.slot, "MIGRATING", target.id
+            )
+            == "OK"
+        )
+        # The target has not run the publish script: a publish redirected
+        # there loads it first (SCRIPT LOAD and EVALSHA, one ASK for both).
+        assert command(target.port, "SCRIPT", "FLUSH") == "OK"
+
+    def move(self, *keys: str) -> None:
+        reply = command(
+            self.source.port,
+            "MIGRATE",
+            "127.0.0.1",
+            str(self.target.port),
+            "",
+            "0",
+            "5000",
+            "KEYS",
+            *keys,
+        )
+        assert reply == "OK", reply
+
+    def move_all(self) -> None:
+        """Every key of the slot (the stream's presence hash too)."""
+        keys = command(self.source.port, "CLUSTER", "GETKEYSINSLOT", self.slot, "100")
+        assert set(self.keys) <= set(keys), keys
+        self.move(*keys)
+
+    def end(self) -> None:
+        """The slot is the target's, on every master (the source first)."""
+        masters = [self.source, self.target] + [
+            m
+            for m in self.cluster.masters()
+            if m.id not in (self.source.id, self.target.id)
+        ]
+        for master in masters:
+            assert (
+                command(
+                    master.port, "CLUSTER", "SETSLOT", self.slot, "NODE", self.target.id
+                )
+                == "OK"
+            )
+
+
+def tryagain_count(port: int) -> int:
+    stats: dict[str, Any] = info(port, "errorstats")
+    return int(stats.get("errorstat_TRYAGAIN", {}).get("count", 0))
+
+
+async def test_a_slot_resharded_while_streaming(
+    cluster: RedisClusterSet, serve: Serve
+) -> None:
+    """
+    A channel's slot migrates to another master (redis-cli --cluster
+    reshard's steps): while its keys are on the target, history reads
+    (XRANGE and HMGET) and a publish (SCRIPT LOAD and EVALSHA, the target
+    not knowing the script) follow ASK with an ASKING before each command;
+    once the slot is the target's, the stream's channel moves there and
+    gets what was published meanwhile: every event once, in order, no reset.
+    """
+    channel = "resharded"
+    migration = Migration(cluster, channel)
+    with using(cluster_setting(cluster, health_check_interval=HEALTH)) as backend:
+        async with clients() as opened:
+            client = await Client.open(serve, [channel])
+            opened.append(client)
+            await attached(backend, 1)
+            for n in range(1, 6):
+                await apublish(channel, message(channel, n))
+            await until(lambda: len(client.events) == 5, DEADLINE, "5 events")
+            migration.begin()
+            try:
+                migration.move_all()
+                page = await backend.read(channel, 0, 100)
+                assert [seq for seq, _ in page.entries] == [1, 2, 3, 4, 5]
+                assert page.last_seq == 5
+                await apublish(channel, message(channel, 6))
+            finally:
+                migration.end()
+            for n in range(7, 11):
+                await apublish(channel, message(channel, n))
+            await until(lambda: len(client.events) == 10, DEADLINE, "10 events")
+            assert client.resets() == []
+            assert names(client, channel) == list(range(1, 11))
+            assert [seq for _, seq, _ in client.on(channel)] == list(range(1, 11))
+            # Its subscription is on the target now, none on the source.
+            name = f"sse_response-{os.getpid()}-sub"
+            (sub,) = clients_of(migration.target.port, name)
+            assert int(sub["ssub"]) == 1
+            assert all(
+                int(e["ssub"]) == 0 for e in clients_of(migration.source.port, name)
+            )
+
+
+async def test_a_publish_refused_with_tryagain_is_sent_again(
+    cluster: RedisClusterSet,
+) -> None:
+    """
+    A publish while the channel's meta hash has moved and its history has
+    not (TRYAGAIN: the script's keys are on two nodes) waits for the rest
+    to move, a few tries with short pauses, and is stored.
+    """
+    channel = "tryagain"
+    migration = Migration(cluster, channel)
+    with using(cluster_setting(cluster)):
+        for n in range(1, 4):
+            await apublish(channel, message(channel, n))
+        migration.begin()
+        try:
+            migration.move(migration.keys[0])
+            before = tryagain_count(migration.source.port)
+            publishing = asyncio.ensure_future(apublish(channel, message(channel, 4)))
+            await until(
+                lambda: tryagain_count(migration.source.port) > before,
+                DEADLINE,
+                "the publish to be refused with TRYAGAIN",
+            )
+            migration.move(migration.keys[1])
+            event_id = await asyncio.wait_for(publishing, DEADLINE)
+        finally:
+            migration.end()
+    parsed = parse_event_id(event_id)
+    assert parsed is not None
+    assert parsed.positions[channel_tag(channel)][1] == 4

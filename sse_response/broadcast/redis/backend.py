@@ -33,6 +33,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -72,6 +73,11 @@ CONNECT_WAIT = 5.0
 
 #: How many times a command follows a cluster's redirections.
 MAX_REDIRECTIONS = 5
+
+#: The pauses before a command refused with TRYAGAIN (its keys are split
+#: between two nodes while their slot migrates, for a few milliseconds) is
+#: sent again: about 0.4 s in all, then the error stands.
+TRYAGAIN_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 #: How many history entries one catch-up read takes.
 READ_LIMIT = 1000
@@ -148,9 +154,11 @@ class RedisBackend(BaseBackend):
     ) -> list[Any]:
         """
         Run ``commands`` in one round trip on the node of ``channel``,
-        following a cluster's redirections (a redirected command did not
-        run, so sending it again is safe). Error replies come back as
-        :class:`redis.ResponseError` values; a lost connection raises.
+        following a cluster's redirections and sending again, after a short
+        pause, what a migrating slot refused with ``TRYAGAIN`` (a redirected
+        or refused command did not run, so sending it again is safe). Error
+        replies come back as :class:`redis.ResponseError` values; a lost
+        connection raises.
 
         With ``node`` given (the reader's reads, on the node where it
         subscribed to the channel), a ``MOVED`` is raised as
@@ -162,7 +170,9 @@ class RedisBackend(BaseBackend):
         """
         pinned = node is not None
         asking = False
-        for _ in range(MAX_REDIRECTIONS):
+        pauses = iter(TRYAGAIN_PAUSES)
+        redirections = 0
+        while redirections < MAX_REDIRECTIONS:
             if node is None:
                 node = self.topology.node_for(channel)
             try:
@@ -172,7 +182,17 @@ class RedisBackend(BaseBackend):
                 # next time.
                 self.topology.stale = True
                 raise
+            if any(isinstance(r, redis.exceptions.TryAgainError) for r in replies):
+                # A multi-key command (the publish script) whose keys are
+                # half moved: it did not run. Every batch sent here is
+                # reads, one publish alone, or presence writes that may run
+                # twice, so the whole goes again, to the same node.
+                pause = next(pauses, None)
+                if pause is not None:
+                    time.sleep(pause)
+                    continue
             asking = False
+            redirections += 1
             redirect = next(
                 (
                     moved(reply)

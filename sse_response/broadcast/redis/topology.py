@@ -173,7 +173,11 @@ class Node:
                 self._ensure_connected(connection)
                 batch = list(commands(self.identity))
                 if asking:
-                    batch.insert(0, ("ASKING",))
+                    # ASKING lets the next command alone in (it is one-shot):
+                    # one before each, or the second of a batch (the HMGET
+                    # after an XRANGE, the EVALSHA after a SCRIPT LOAD) is
+                    # sent back with MOVED while its slot migrates.
+                    batch = [c for command in batch for c in (("ASKING",), command)]
                 connection.send_packed_command(connection.pack_commands(batch))
                 replies: list[Any] = []
                 for _ in batch:
@@ -184,7 +188,7 @@ class Node:
             except CONNECTION_ERRORS:
                 connection.disconnect()
                 raise
-            return replies[1:] if asking else replies
+            return replies[1::2] if asking else replies
 
     @staticmethod
     def _ensure_connected(connection: redis.Connection) -> None:
