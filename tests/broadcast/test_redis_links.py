@@ -8,6 +8,7 @@ round trips.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -26,10 +27,12 @@ from django.test import override_settings
 from sse_response.broadcast import apublish
 from sse_response.broadcast.backends import load_backend
 from sse_response.broadcast.base import BaseBackend
+from sse_response.broadcast.hub import EVENT, RENAME, Subscriber
 from sse_response.broadcast.redis.backend import RedisBackend
 from sse_response.broadcast.redis.reader import Reader
 from sse_response.broadcast.redis.topology import KEEPALIVE
 from sse_response.checks import check_settings
+from sse_response.encoding import encode
 from tests.broadcast.helpers import attached
 from tests.broadcast.redis_server import RedisServer
 from tests.broadcast.test_redis_cluster import (
@@ -158,8 +161,10 @@ class RedisProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.pairs: list[_Pair] = []
+        self.cut_off: list[_Pair] = []
         self.lock = threading.Lock()
         self.closed = threading.Event()
+        self.refusing = threading.Event()
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
 
     @property
@@ -181,9 +186,27 @@ class RedisProxy:
             thread.join(5)
         self.listener.close()
         with self.lock:
-            for pair in self.pairs:
+            for pair in [*self.pairs, *self.cut_off]:
                 for sock in pair.sockets:
                     sock.close()
+
+    def cut(self) -> None:
+        """
+        Close every connection open now, and refuse new ones (accepted, then
+        closed) until :meth:`reopen`.
+        """
+        self.refusing.set()
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+            self.cut_off.extend(pairs)  # closed at the end
+        for pair in pairs:
+            pair.silent.set()
+            for sock in pair.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def reopen(self) -> None:
+        self.refusing.clear()
 
     def blackhole(self) -> int:
         """Silence every connection open now; return how many."""
@@ -198,6 +221,9 @@ class RedisProxy:
             try:
                 client, _ = self.listener.accept()
             except TimeoutError:
+                continue
+            if self.refusing.is_set():
+                client.close()
                 continue
             upstream = socket.create_connection(("127.0.0.1", self.upstream))
             pair = _Pair(client, upstream)
@@ -325,3 +351,82 @@ def test_the_health_check_interval_is_checked(interval: Any, ids: list[str]) -> 
     setting = redis_setting("redis://127.0.0.1:6379/0", health_check_interval=interval)
     with override_settings(SSE_RESPONSE_BROADCAST=setting):
         assert [error.id for error in check_settings()] == ids
+
+
+# The catch-up after a lost link, in round trips.
+
+
+def reads_processed(server: RedisServer) -> int:
+    """How many reads of its clients' sockets the server has made."""
+    with server.client() as admin:
+        return int(admin.info("stats")["total_reads_processed"])
+
+
+async def test_the_catch_up_of_2000_channels_takes_a_round_trip_per_100(
+    redis_server: RedisServer,
+) -> None:
+    """
+    2,000 channels, the link lost while each gets an event: once Redis can
+    be reached again, each channel gets its event (once, nothing else), in
+    about 2,000 / 100 pipelined round trips, not one per channel (counted
+    by the server: total_reads_processed, one read or so per round trip).
+    """
+    channels = [f"user-{number}" for number in range(2000)]
+    with RedisProxy(redis_server.port) as proxy:
+        streams = load_backend(redis_setting(proxy.url))
+        publisher = load_backend(redis_setting(redis_server.url))
+        try:
+            subscriber = Subscriber(tuple(channels), limit=64 * 1024 * 1024)
+            await streams.attach(subscriber)
+
+            def publish_all(n: int) -> None:
+                for channel in channels:
+                    publisher.append(channel, encode(message(channel, n)))
+
+            await asyncio.to_thread(publish_all, 1)
+            await until(
+                lambda: set(streams.hub.positions().values()) == {1},
+                DEADLINE,
+                "the first event of every channel, live",
+            )
+            proxy.cut()
+            await until(
+                lambda: sub_connections(redis_server) == [],
+                DEADLINE,
+                "the PUB/SUB connection to be closed",
+            )
+            await asyncio.to_thread(publish_all, 2)
+            with redis_server.client() as admin:
+                admin.config_resetstat()
+            before = reads_processed(redis_server)
+            proxy.reopen()
+            began = time.monotonic()
+            caught_up = await until(
+                lambda: set(streams.hub.positions().values()) == {2},
+                DEADLINE,
+                "every channel to catch up",
+            )
+            reads = reads_processed(redis_server) - before
+            with redis_server.client() as admin:
+                xranges = admin.info("commandstats")["cmdstat_xrange"]["calls"]
+        finally:
+            publisher.close()
+            streams.close()
+    got: dict[str, list[int]] = {channel: [] for channel in channels}
+    for item in subscriber.items:
+        kind, channel, seq = item[0], item[1], item[2]
+        if kind == RENAME:
+            # Its first event started its first epoch (it had none).
+            assert seq == 0, item
+            continue
+        assert kind == EVENT, item
+        got[channel].append(seq)
+    assert got == {channel: [1, 2] for channel in channels}
+    print(
+        f"\ncatch-up of {len(channels)} channels: {caught_up - began:.2f} s, "
+        f"{reads} reads by the server, {xranges} XRANGE"
+    )
+    assert xranges == len(channels)
+    # 20 round trips of the catch-up; the subscriptions (2,000 in one
+    # pipeline of 70 KB), the connections' handshakes, these INFO calls.
+    assert reads < 120, reads

@@ -79,8 +79,8 @@ MAX_REDIRECTIONS = 5
 #: sent again: about 0.4 s in all, then the error stands.
 TRYAGAIN_PAUSES = (0.01, 0.02, 0.05, 0.1, 0.2)
 
-#: How many history entries one catch-up read takes.
-READ_LIMIT = 1000
+#: The fields of a channel's meta hash that say where it stands.
+_META_FIELDS = ("e", "s", "b", "p")
 
 
 class RedisBackend(BaseBackend):
@@ -284,39 +284,22 @@ class RedisBackend(BaseBackend):
 
     def _read(self, channel: str, after: int, limit: int) -> Page:
         try:
-            raw, last = self.on_node(
-                channel,
-                lambda _: [
-                    (
-                        "XRANGE",
-                        self.log_key(channel),
-                        f"(0-{after}",
-                        "+",
-                        "COUNT",
-                        limit,
-                    ),
-                    ("HGET", self.meta_key(channel), "s"),
-                ],
-            )
-            for reply in (raw, last):
-                if isinstance(reply, redis.ResponseError):
-                    raise reply
+            ((found, last, _),) = self.histories([(channel, after)], limit)
         except redis.RedisError as exc:
             raise BroadcastError(
                 f"The history of channel {channel!r} could not be read from Redis "
                 f"({self.url}): {exc}"
             ) from exc
-        return Page(entries(raw), int(last or 0))
+        return Page(found, last)
 
     def where(
         self, channels: Sequence[str], node: Node
     ) -> dict[str, tuple[int, Lineage]]:
         """Where ``channels`` (all served by ``node``) stand, in one round trip."""
-        fields = ("e", "s", "b", "p")
         replies = self.on_node(
             channels[0],
             lambda _: [
-                ("HMGET", self.meta_key(channel), *fields) for channel in channels
+                ("HMGET", self.meta_key(channel), *_META_FIELDS) for channel in channels
             ],
             node=node,
         )
@@ -327,31 +310,49 @@ class RedisBackend(BaseBackend):
             found[channel] = meta_position(reply)
         return found
 
-    def history_after(
-        self, channel: str, after: int, node: Node, until: int | None = None
-    ) -> tuple[list[Entry], int, Lineage]:
-        """Stored entries of ``channel`` after ``after``, its last seq and lineage."""
+    def histories(
+        self,
+        reads: Sequence[tuple[str, int]],
+        limit: int,
+        *,
+        node: Node | None = None,
+        until: int | None = None,
+    ) -> list[tuple[list[Entry], int, Lineage]]:
+        """
+        For each ``(channel, position)`` of ``reads``, in one round trip: up
+        to ``limit`` stored entries after the position (and up to
+        ``until``), the channel's last sequence number and its lineage.
+        Several channels must all be served by ``node`` (the reader's
+        catch-up, on the node where it subscribed them). An error reply is
+        raised.
+        """
+        assert node is not None or len(reads) == 1
         high = "+" if until is None else f"0-{until}"
-        raw, meta = self.on_node(
-            channel,
-            lambda _: [
-                (
-                    "XRANGE",
-                    self.log_key(channel),
-                    f"(0-{after}",
-                    high,
-                    "COUNT",
-                    READ_LIMIT,
-                ),
-                ("HMGET", self.meta_key(channel), "e", "s", "b", "p"),
-            ],
-            node=node,
-        )
-        for reply in (raw, meta):
+
+        def commands(_: str) -> list[Command]:
+            batch: list[Command] = []
+            for channel, after in reads:
+                batch.append(
+                    (
+                        "XRANGE",
+                        self.log_key(channel),
+                        f"(0-{after}",
+                        high,
+                        "COUNT",
+                        limit,
+                    )
+                )
+                batch.append(("HMGET", self.meta_key(channel), *_META_FIELDS))
+            return batch
+
+        replies = self.on_node(reads[0][0], commands, node=node)
+        for reply in replies:
             if isinstance(reply, redis.ResponseError):
                 raise reply
-        last, lineage = meta_position(meta)
-        return entries(raw), last, lineage
+        return [
+            (entries(raw), *meta_position(meta))
+            for raw, meta in zip(replies[::2], replies[1::2], strict=True)
+        ]
 
     # Presence (redis/presence.py).
 

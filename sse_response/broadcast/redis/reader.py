@@ -20,10 +20,14 @@ import selectors
 import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from sse_response.broadcast.base import Entry
+from sse_response.broadcast.positions import Lineage
 from sse_response.broadcast.reconnect import FIRST_PAUSE, Reconnection
 from sse_response.broadcast.redis.topology import (
     CONNECTION_ERRORS,
@@ -53,6 +57,22 @@ IDLE_WAIT = 1.0
 #: (the issue's bar for events to flow again after a failover), at the cost
 #: of one PING per idle connection every 5 s.
 HEALTH_INTERVAL = 5.0
+
+#: How many history entries one catch-up read takes at most, when it reads
+#: one channel (filling a hole).
+READ_LIMIT = 1000
+
+#: After a lost connection, every channel of the node is caught up: this
+#: many per round trip (pipelined), each read CATCH_UP_COUNT entries at a
+#: time (more when fewer are left to read), so that one reply holds about
+#: 10,000 entries at most. 20,000 channels read one round trip each held
+#: delivery up for as many round trips.
+CATCH_UP_BATCH = 100
+CATCH_UP_COUNT = 100
+
+#: How many reads one channel's catch-up takes at most; what is left then
+#: is read when its next message shows the hole.
+CATCH_UP_ROUNDS = 100
 
 _MESSAGES = (b"message", b"smessage")
 _SUBSCRIBED = (b"subscribe", b"ssubscribe")
@@ -500,9 +520,7 @@ class Reader:
                     new, link.node
                 ).items():
                     self.hub.set_position(channel, last, lineage)
-            for channel in held:
-                if channel not in new:
-                    self._catch_up(link, channel)
+            self._catch_up(link, [channel for channel in held if channel not in new])
         except CONNECTION_ERRORS as error:
             # Looked up again once the node is back.
             self._lost(link, error)
@@ -525,26 +543,62 @@ class Reader:
             for data in messages:
                 self._deliver(link, channel, data)
 
-    def _catch_up(self, link: _Link, channel: str, until: int | None = None) -> None:
-        """Hand on what history holds of ``channel`` past its position."""
-        for _ in range(100):
-            state = self.hub.state(channel)
-            if state is None:
-                return
-            position, lineage = state
-            found, _, stored = self.backend.history_after(
-                channel, position, link.node, until
+    def _catch_up(
+        self, link: _Link, channels: Iterable[str], until: int | None = None
+    ) -> None:
+        """
+        Hand on what history holds of ``channels`` past their positions (up
+        to ``until``): CATCH_UP_BATCH channels per round trip, those with
+        more read again in a later one.
+        """
+        rounds = dict.fromkeys(channels, 0)
+        queue = deque(rounds)
+        while queue:
+            batch: list[tuple[str, int, Lineage]] = []
+            while queue and len(batch) < CATCH_UP_BATCH:
+                channel = queue.popleft()
+                state = self.hub.state(channel)
+                if state is not None:
+                    batch.append((channel, *state))
+            if not batch:
+                continue
+            limit = max(READ_LIMIT // len(batch), CATCH_UP_COUNT)
+            pages = self.backend.histories(
+                [(channel, position) for channel, position, _ in batch],
+                limit,
+                node=link.node,
+                until=until,
             )
-            if stored != lineage:
-                self.hub.relineage(channel, stored)
-                if self.hub.state(channel) != (position, stored):
-                    continue  # It starts again from another position.
-            if found and found[0][0] > position + 1:
-                # Trimmed before this process read it.
-                self.hub.gap(channel, found[0][0] - 1)
-            self.hub.deliver(channel, found, stored)
-            if len(found) < 1000:
-                return
+            for (channel, position, lineage), (found, _, stored) in zip(
+                batch, pages, strict=True
+            ):
+                more = self._hand_on(channel, position, lineage, found, stored)
+                rounds[channel] += 1
+                if (more or len(found) >= limit) and rounds[channel] < CATCH_UP_ROUNDS:
+                    queue.append(channel)
+
+    def _hand_on(
+        self,
+        channel: str,
+        position: int,
+        lineage: Lineage,
+        found: list[Entry],
+        stored: Lineage,
+    ) -> bool:
+        """
+        Hand on what a catch-up read of ``channel`` from ``position`` (in
+        ``lineage``) found; return whether it must be read again from where
+        it stands now (a new lineage moved it).
+        """
+        if stored != lineage:
+            self.hub.relineage(channel, stored)
+            if self.hub.state(channel) != (position, stored):
+                return True  # It starts again from another position.
+        if found and found[0][0] > position + 1:
+            # Trimmed before this process read it.
+            self.hub.gap(channel, found[0][0] - 1)
+        self.hub.deliver(channel, found, stored)
+        return False
 
     def _deliver(self, link: _Link, channel: str, data: bytes) -> None:
         seq, lineage, payload = parse_message(data)
@@ -562,7 +616,7 @@ class Reader:
             # A message was missed (it was published while the channel was
             # being subscribed): history has it.
             try:
-                self._catch_up(link, channel, seq - 1)
+                self._catch_up(link, [channel], seq - 1)
             except CONNECTION_ERRORS as error:
                 self._lost(link, error)
                 return
