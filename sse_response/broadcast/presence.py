@@ -38,7 +38,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,7 @@ __all__ = [
     "InvalidPresenceError",
     "PresenceRegistry",
     "PresenceStore",
+    "PresenceWriteError",
     "apresence",
     "apresence_count",
     "check_info",
@@ -96,6 +97,18 @@ RETRY_PAUSE = 1.0
 
 class InvalidPresenceError(ValueError):
     """A stream's presence info cannot be stored."""
+
+
+class PresenceWriteError(Exception):
+    """
+    Some channels of a :meth:`PresenceStore.write` were not written, and the
+    others were (one node of a cluster failed): ``channels`` are to be
+    written again. A store raises it mixed with ``BroadcastError``.
+    """
+
+    def __init__(self, message: str, channels: Iterable[str]) -> None:
+        super().__init__(message)
+        self.channels = frozenset(channels)
 
 
 def _find_unjsonable(value: Any, path: str) -> tuple[str, Any] | None:
@@ -159,7 +172,9 @@ class PresenceStore:
         JSON list; ``None``: it has none left there) with an expiry
         ``ttl`` seconds ahead, in one round trip (per node); ``refresh``:
         every channel of the process is written, and expired records may be
-        dropped. Raise :class:`~sse_response.broadcast.BroadcastError`.
+        dropped. Raise :class:`~sse_response.broadcast.BroadcastError`; one
+        that is also a :class:`PresenceWriteError` when only the channels it
+        names failed.
         """
         raise NotImplementedError
 
@@ -368,6 +383,7 @@ class PresenceRegistry:
                 self._dirty.clear()
                 announcements, self._announcements = self._announcements, []
                 written, self._written = self._written, None
+            unwritten: Collection[str] = ()
             try:
                 self.store.write(self.process, records, refresh=refresh)
             except Exception as exc:
@@ -378,19 +394,26 @@ class PresenceRegistry:
                         RETRY_PAUSE,
                     )
                 failing = True
+                # Only what failed is written again (a cluster's other
+                # nodes took theirs), and only its announcements wait.
+                unwritten = (
+                    exc.channels if isinstance(exc, PresenceWriteError) else records
+                )
                 with self.lock:
-                    for channel in records:
+                    for channel in unwritten:
                         self._dirty.setdefault(channel, None)
-                    self._announcements[:0] = announcements
-                if written is not None:
-                    _resolve(written)  # Its stream goes on regardless.
-                time.sleep(RETRY_PAUSE)
-                continue
-            if failing:
-                logger.warning("Presence is written again.")
-                failing = False
+                    self._announcements[:0] = [
+                        item for item in announcements if item[0] in unwritten
+                    ]
+                announcements = [
+                    item for item in announcements if item[0] not in unwritten
+                ]
+            else:
+                if failing:
+                    logger.warning("Presence is written again.")
+                    failing = False
             if written is not None:
-                _resolve(written)
+                _resolve(written)  # Its stream goes on regardless.
             for channel, payload in announcements:
                 try:
                     self.backend.append(channel, payload)
@@ -400,6 +423,8 @@ class PresenceRegistry:
                         channel,
                         exc,
                     )
+            if unwritten:
+                time.sleep(RETRY_PAUSE)
 
     def close(self) -> None:
         """Stop writing, and drop this process's records (it leaves at once)."""

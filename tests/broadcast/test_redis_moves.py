@@ -34,6 +34,7 @@ from tests.broadcast.test_redis_cluster import (
     DEADLINE,
     Client,
     Serve,
+    channels_by_master,
     clients,
     cluster_setting,
     message,
@@ -292,3 +293,62 @@ async def test_a_publish_refused_with_tryagain_is_sent_again(
     parsed = parse_event_id(event_id)
     assert parsed is not None
     assert parsed.positions[channel_tag(channel)][1] == 4
+
+
+# Presence with one master not answering.
+
+
+async def test_presence_stays_on_the_masters_that_answer(
+    cluster: RedisClusterSet,
+) -> None:
+    """
+    One master takes no writes (CLIENT PAUSE WRITE) for longer than
+    presence_ttl: this process's records of channels on the other masters
+    are renewed all along (each node's batch is written on its own), and
+    the paused master's come back once it answers again.
+    """
+    ttl = 4.0
+    masters = cluster.masters()
+    by_master = channels_by_master(cluster, "presence-", 1)
+    # The paused master's channel first: a write of all the channels in
+    # order would stop at it.
+    channels = [by_master[master.id][0] for master in masters]
+    paused = masters[0]
+    setting = cluster_setting(cluster, presence_ttl=ttl, socket_timeout=1)
+    backend = load_backend(setting)
+    reader = load_backend(setting)  # another process, which reads the store
+    assert isinstance(reader, RedisBackend)
+    store = reader.presence_store()
+    registry = backend.presence
+    me = registry.process
+
+    def present() -> dict[str, bool]:
+        return {channel: me in store.read(channel) for channel in channels}
+
+    try:
+        _, written = registry.join(tuple(channels), None, False)
+        assert written is not None
+        await asyncio.wait_for(asyncio.wrap_future(written), DEADLINE)
+        await until(lambda: all(present().values()), DEADLINE, "every record")
+        pause_ms = int((ttl + 3) * 1000)
+        assert command(paused.port, "CLIENT", "PAUSE", str(pause_ms), "WRITE") == "OK"
+        paused_at = time.monotonic()
+        try:
+            # Past the ttl, with margin, the others are there at every look.
+            while time.monotonic() - paused_at < ttl + 2:
+                found = await asyncio.to_thread(present)
+                since = time.monotonic() - paused_at
+                assert found[channels[1]], (since, found)
+                assert found[channels[2]], (since, found)
+                await asyncio.sleep(0.1)
+        finally:
+            command(paused.port, "CLIENT", "UNPAUSE")
+        await until(
+            lambda: all(present().values()),
+            DEADLINE,
+            "the paused master's record, written again",
+        )
+    finally:
+        registry.close()
+        backend.close()
+        reader.close()

@@ -6,7 +6,8 @@ carries the channel's hash tag, so on a cluster it lives on the channel's
 node and a read is one round trip (``TIME`` and ``HGETALL``).
 
 A write of several channels is one pipelined round trip per node that
-serves them (one on a single Redis or behind Sentinels).
+serves them (one on a single Redis or behind Sentinels); a node that fails
+fails its own channels only, which the writer tries again.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from sse_response.broadcast.base import BroadcastError
-from sse_response.broadcast.presence import PresenceStore
+from sse_response.broadcast.presence import PresenceStore, PresenceWriteError
 from sse_response.broadcast.redis.topology import CONNECTION_ERRORS, Command, moved
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ def _constant(batch: list[Command]) -> Callable[[str], list[Command]]:
     return lambda _: batch
 
 
+class PresenceNotWritten(BroadcastError, PresenceWriteError):
+    """Some channels' records were not written; the others were."""
+
+
 class RedisPresence(PresenceStore):
     """The presence records of a :class:`RedisBackend`."""
 
@@ -81,34 +86,63 @@ class RedisPresence(PresenceStore):
     def write(
         self, process: str, records: Mapping[str, str | None], *, refresh: bool
     ) -> None:
+        # Each node's batch on its own: one node that fails (down, paused)
+        # must not keep this process's records from being renewed on the
+        # others, where they would expire after presence_ttl.
         topology = self.backend.topology
         by_node: dict[Any, list[str]] = defaultdict(list)
-        try:
-            for channel in records:
+        failed: list[str] = []
+        errors: list[BaseException] = []
+        for channel in records:
+            try:
                 by_node[topology.node_for(channel)].append(channel)
-            for node, channels in by_node.items():
-                batch = [
-                    self._command(process, c, records[c], refresh) for c in channels
+            except (redis.RedisError, *CONNECTION_ERRORS) as exc:
+                failed.append(channel)
+                errors.append(exc)
+        for node, channels in by_node.items():
+            try:
+                failed.extend(
+                    self._write_node(node, process, channels, records, refresh, errors)
+                )
+            except (redis.RedisError, *CONNECTION_ERRORS) as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    topology.stale = True
+                failed.extend(channels)
+                errors.append(exc)
+        if failed:
+            raise PresenceNotWritten(
+                f"Presence of {len(failed)} of {len(records)} channels could not be "
+                f"written to Redis ({self.backend.url}): {errors[0]}",
+                failed,
+            )
+
+    def _write_node(
+        self,
+        node: Any,
+        process: str,
+        channels: list[str],
+        records: Mapping[str, str | None],
+        refresh: bool,
+        errors: list[BaseException],
+    ) -> list[str]:
+        """Write ``channels`` on ``node``; return those refused, errors added."""
+        batch = [self._command(process, c, records[c], refresh) for c in channels]
+        failed = []
+        for channel, reply in zip(channels, self._execute(node, batch), strict=True):
+            if isinstance(reply, redis.ResponseError) and moved(reply) is not None:
+                # Resharded meanwhile: this one where it lives now.
+                retry: list[Command] = [
+                    ("SCRIPT", "LOAD", _SCRIPT),
+                    self._command(process, channel, records[channel], refresh),
                 ]
-                replies = self._execute(node, batch)
-                for channel, reply in zip(channels, replies, strict=True):
-                    if isinstance(reply, redis.ResponseError):
-                        if moved(reply) is None:
-                            raise reply
-                        # Resharded meanwhile: this one where it lives now.
-                        retry: list[Command] = [
-                            ("SCRIPT", "LOAD", _SCRIPT),
-                            self._command(process, channel, records[channel], refresh),
-                        ]
-                        (again,) = self.backend.on_node(channel, _constant(retry))[1:]
-                        if isinstance(again, redis.ResponseError):
-                            raise again
-        except (redis.RedisError, *CONNECTION_ERRORS) as exc:
-            if isinstance(exc, CONNECTION_ERRORS):
-                topology.stale = True
-            raise BroadcastError(
-                f"Presence could not be written to Redis ({self.backend.url}): {exc}"
-            ) from exc
+                try:
+                    (reply,) = self.backend.on_node(channel, _constant(retry))[1:]
+                except (redis.RedisError, *CONNECTION_ERRORS) as exc:
+                    reply = exc
+            if isinstance(reply, BaseException):
+                failed.append(channel)
+                errors.append(reply)
+        return failed
 
     @staticmethod
     def _execute(node: Any, batch: list[Command]) -> list[Any]:
