@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from sse_response.broadcast import apublish
 from sse_response.broadcast.backends import load_backend
 from sse_response.broadcast.positions import channel_tag, parse_event_id
 from sse_response.broadcast.redis.backend import RedisBackend
+from sse_response.broadcast.redis.topology import ClusterTopology
 from sse_response.encoding import encode
 from tests.broadcast.helpers import attached
 from tests.broadcast.redis_topologies import (
@@ -352,3 +354,43 @@ async def test_presence_stays_on_the_masters_that_answer(
         registry.close()
         backend.close()
         reader.close()
+
+
+# The lookup of a cluster's nodes with one that never answers.
+
+
+def test_a_master_that_never_answers_is_asked_last(
+    redis_cluster: RedisClusterSet,
+) -> None:
+    """
+    A master and its replica stopped (SIGSTOP: connections are accepted by
+    the kernel, nothing answers, as a host whose packets are dropped): the
+    others still list it. Once one lookup of the nodes found it silent (a
+    socket timeout), the next ones ask it last and take milliseconds, not
+    the timeout a third of the time.
+    """
+    topology = ClusterTopology(redis_cluster.seed_urls, name="lookup", socket_timeout=1)
+    topology.refresh()
+    stopped = redis_cluster.masters()[0]
+    (replica,) = [r for r in redis_cluster.replicas() if r.master_id == stopped.id]
+    pids = [
+        process.pid
+        for process in (stopped.node.server.process, replica.node.server.process)
+        if process is not None
+    ]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        took = []
+        for _ in range(20):
+            began = time.monotonic()
+            topology.refresh()
+            took.append(time.monotonic() - began)
+        assert stopped.port in [node.address[1] for node in topology.nodes()]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        topology.close()
+    slow = [round(seconds, 2) for seconds in took if seconds > 0.5]
+    # The one lookup that found it silent, at most.
+    assert len(slow) <= 1, took

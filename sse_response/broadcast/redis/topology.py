@@ -43,6 +43,9 @@ Command = tuple[Any, ...]
 #: The least time between two lookups of the nodes.
 REFRESH_INTERVAL = 0.1
 
+#: How long a server that failed to answer a lookup is asked last.
+FAILED_FOR = 60.0
+
 #: TCP keepalive of every connection: probes after 15 s of silence, every
 #: 5 s, 3 unanswered ones and the connection is dead. The OS default (2 h
 #: before the first probe) leaves a connection that a NAT or a load
@@ -231,6 +234,8 @@ class Topology:
         #: a node knows when to check again where it belongs.
         self.generation = 0
         self._refreshed = 0.0
+        #: When each server asked in a lookup last failed to answer.
+        self._failed: dict[tuple[str, int], float] = {}
 
     def describe(self) -> str:
         return ", ".join(self.urls)
@@ -257,6 +262,27 @@ class Topology:
     def nodes(self) -> list[Node]:
         """The nodes that serve channels now."""
         raise NotImplementedError
+
+    def _to_ask(self, addresses: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """
+        ``addresses`` in the order to ask them in a lookup: as given, those
+        that failed in the last minute last (the least recent first). A
+        server gone without a word (packets dropped) takes the connect
+        timeout to fail: asked first each time, it held every lookup up.
+        """
+        now = time.monotonic()
+
+        def failed_at(address: tuple[str, int]) -> float:
+            at = self._failed.get(address, 0.0)
+            return at if now - at < FAILED_FOR else 0.0
+
+        return sorted(dict.fromkeys(addresses), key=failed_at)
+
+    def _answered(self, address: tuple[str, int], ok: bool) -> None:
+        if ok:
+            self._failed.pop(address, None)
+        else:
+            self._failed[address] = time.monotonic()
 
     def refresh(self) -> None:
         """Find the nodes again (a server failed, or a node said MOVED)."""
@@ -328,10 +354,14 @@ class SentinelTopology(Topology):
 
     def _ask_sentinels(self) -> tuple[str, int]:
         failures = []
-        for params in self.sentinels:
+        addresses = [
+            (str(params.get("host", "localhost")), int(params.get("port", 26379)))
+            for params in self.sentinels
+        ]
+        for address in self._to_ask(addresses):
             client = redis.Redis(
-                host=params.get("host", "localhost"),
-                port=params.get("port", 26379),
+                host=address[0],
+                port=address[1],
                 socket_timeout=min(self.socket_timeout, 2.0),
                 socket_connect_timeout=min(self.socket_timeout, 2.0),
                 # No retries (as on the nodes' connections): redis-py retries
@@ -348,10 +378,12 @@ class SentinelTopology(Topology):
                     "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
                 )
             except redis.RedisError as error:
+                self._answered(address, False)
                 failures.append(str(error))
                 continue
             finally:
                 client.close()
+            self._answered(address, True)
             if reply:
                 host, port = reply
                 host = host.decode() if isinstance(host, bytes) else str(host)
@@ -452,7 +484,7 @@ class ClusterTopology(Topology):
             for seed in self.seeds
         ]
         failures = []
-        for address in dict.fromkeys(candidates):
+        for address in self._to_ask(candidates):
             with self.lock:
                 node = self._nodes.get(address)
             # A seed that is not a known master: a connection for one question.
@@ -462,14 +494,17 @@ class ClusterTopology(Topology):
             try:
                 (reply,) = probe.execute(lambda _: [("CLUSTER", "SLOTS")])
             except CONNECTION_ERRORS as error:
+                self._answered(address, False)
                 failures.append(f"{address[0]}:{address[1]}: {error}")
                 continue
             finally:
                 if node is None:
                     probe.close()
             if isinstance(reply, redis.ResponseError):
+                self._answered(address, False)
                 failures.append(f"{address[0]}:{address[1]}: {reply}")
                 continue
+            self._answered(address, True)
             self._apply(reply, address[0])
             return
         raise redis.ConnectionError(
