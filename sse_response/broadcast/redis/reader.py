@@ -9,7 +9,14 @@ stored after the lookup reaches it; messages that arrive between the two are
 held, then handed on past the position found. A message that skips sequence
 numbers (one was missed) is preceded by what history holds in between, and
 after a lost connection every channel of that node is read from history from
-where it stood, then goes on live.
+where it stood (pipelined, many channels per round trip), then goes on live.
+
+A connection is lost when it fails, and also when it stays silent: one that
+gave nothing for a health interval is sent a PING, and one that still gives
+nothing is dropped (a NAT or a host gone without a word never closes it).
+The nodes are looked up again every health interval too; when they changed
+(a failover that broke no connection of this process, a resharding), every
+channel whose node is another one moves there.
 """
 
 from __future__ import annotations
