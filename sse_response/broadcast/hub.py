@@ -28,15 +28,18 @@ from sse_response.broadcast.positions import Lineage
 
 __all__ = ["EPOCH", "EVENT", "GAP", "RENAME", "Item", "LocalHub", "Subscriber"]
 
-#: Kinds of the items a subscriber receives.
-EVENT = 0  # (EVENT, channel, seq, payload): payload None ends the stream
-EPOCH = 1  # (EPOCH, channel, base, epoch): the channel's history was lost;
-#            it goes on in a new epoch from position base
-GAP = 2  # (GAP, channel, seq, None): what came before seq is gone
-RENAME = 3  # (RENAME, channel, base, epoch): the channel goes on in a new
-#             epoch that holds its positions up to base
+#: Kinds of the items a subscriber receives, each (kind, channel, number,
+#: payload, published): published is the event's time of publishing
+#: (``time.time()``, for the publish-to-send lag), 0.0 where it is not known.
+EVENT = 0  # (EVENT, channel, seq, payload, published): payload None ends
+#            the stream
+EPOCH = 1  # (EPOCH, channel, base, epoch, 0.0): the channel's history was
+#            lost; it goes on in a new epoch from position base
+GAP = 2  # (GAP, channel, seq, None, 0.0): what came before seq is gone
+RENAME = 3  # (RENAME, channel, base, epoch, 0.0): the channel goes on in a
+#             new epoch that holds its positions up to base
 
-Item = tuple[int, str, int, bytes | str | None]
+Item = tuple[int, str, int, bytes | str | None, float]
 
 #: How many bytes of events one take() returns at most, so that a stream
 #: hands the server chunks of a reasonable size.
@@ -162,7 +165,8 @@ class LocalHub:
         with nobody listening.
         """
         with self.lock:
-            added, dropped = [], []
+            added: list[str] = []
+            dropped: list[str] = []
             for channel in self._changed:
                 (added if channel in self._channels else dropped).append(channel)
             self._changed.clear()
@@ -268,12 +272,15 @@ class LocalHub:
         channel: str,
         entries: Iterable[tuple[int, bytes | None]],
         lineage: Lineage | None = None,
+        published: float = 0.0,
     ) -> int:
         """
         Hand the stored ``entries`` (sequence number and payload, in order)
         of ``channel`` to its subscribers; skip those already handed. Return
         the channel's position after them (-1 if nobody listens to it).
-        ``lineage`` is that of the entries, when it may have changed.
+        ``lineage`` is that of the entries, when it may have changed;
+        ``published``, when the (first of the) entries was published, if
+        known.
         """
         with self.lock:
             state = self._channels.get(channel)
@@ -286,7 +293,7 @@ class LocalHub:
             items: list[Item] = []
             for seq, payload in entries:
                 if seq > position:
-                    items.append((EVENT, channel, seq, payload))
+                    items.append((EVENT, channel, seq, payload, published))
                     position = seq
             state.position = position
             if items:
@@ -300,7 +307,7 @@ class LocalHub:
             if state is None:
                 return
             state.position = position
-            self._push(state.subscribers, [(GAP, channel, position, None)])
+            self._push(state.subscribers, [(GAP, channel, position, None, 0.0)])
 
     def relineage(self, channel: str, lineage: Lineage) -> None:
         """
@@ -324,10 +331,10 @@ class LocalHub:
         old = state.lineage
         state.lineage = lineage
         if lineage.holds(old.epoch, position):
-            item: Item = (RENAME, channel, lineage.base, lineage.epoch)
+            item: Item = (RENAME, channel, lineage.base, lineage.epoch, 0.0)
         else:
             state.position = lineage.base if old.epoch == lineage.prev else 0
-            item = (EPOCH, channel, state.position, lineage.epoch)
+            item = (EPOCH, channel, state.position, lineage.epoch, 0.0)
         self._push(state.subscribers, [item])
 
     def _push(self, subscribers: Iterable[Subscriber], items: list[Item]) -> None:

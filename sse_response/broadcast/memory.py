@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -58,7 +59,7 @@ class MemoryBackend(BaseBackend):
             log = self._log(channel)
             seq = log.last_seq = log.last_seq + 1
             log.entries.append((seq, payload))
-            self.hub.deliver(channel, ((seq, payload),))
+            self.hub.deliver(channel, ((seq, payload),), published=time.time())
         return self.epoch, seq
 
     async def aappend(self, channel: str, payload: bytes | None) -> tuple[str, int]:

@@ -77,7 +77,7 @@ WITH counter AS (
     RETURNING last_seq
 ), stored AS (
     INSERT INTO sse_response_event (channel, seq, payload, created)
-    SELECT %s, last_seq, %s, now() FROM counter
+    SELECT %s, last_seq, %s, clock_timestamp() FROM counter
     RETURNING seq
 )
 SELECT (SELECT epoch FROM sse_response_epoch WHERE id = 1), seq, pg_notify(%s, %s)
@@ -95,9 +95,10 @@ LIMIT 1
 """
 
 # The events of several channels after a position on each, in the order
-# they were stored (within a channel, that of their sequence numbers).
+# they were stored (within a channel, that of their sequence numbers), with
+# their time of publishing (the publish-to-send lag of the metrics).
 _AFTER = """
-SELECT e.channel, e.seq, e.payload
+SELECT e.channel, e.seq, e.payload, extract(epoch FROM e.created)::float8
 FROM sse_response_event e
 JOIN unnest(%s::text[], %s::bigint[]) AS p(channel, after)
   ON e.channel = p.channel AND e.seq > p.after
@@ -334,7 +335,7 @@ class PostgresBackend(BaseBackend):
             rows.extend(page)
             if len(page) < READ_LIMIT:
                 break
-            for channel, seq, _ in page:
+            for channel, seq, *_ in page:
                 after[channel] = max(after[channel], int(seq))
         return rows
 
@@ -343,7 +344,8 @@ class PostgresBackend(BaseBackend):
         checked: set[str] = set()
         run: list[Entry] = []
         run_channel = None
-        for channel, seq, payload in (*rows, (None, 0, None)):
+        published = 0.0
+        for channel, seq, payload, created in (*rows, (None, 0, None, 0.0)):
             if channel != run_channel and run:
                 assert run_channel is not None
                 if run_channel not in checked:
@@ -352,8 +354,10 @@ class PostgresBackend(BaseBackend):
                     if position is not None and run[0][0] > position + 1:
                         # Pruned before this process read it.
                         self.hub.gap(run_channel, run[0][0] - 1)
-                self.hub.deliver(run_channel, run)
+                self.hub.deliver(run_channel, run, published=published)
                 run = []
+            if not run:
+                published = float(created or 0.0)
             run_channel = channel
             if channel is not None:
                 run.append((int(seq), None if payload is None else bytes(payload)))

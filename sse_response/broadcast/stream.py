@@ -7,12 +7,13 @@ left out; a ``stream-reset`` event wherever history cannot fill a gap.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
-from sse_response import signals
+from sse_response import metrics, signals
 from sse_response.broadcast.base import BroadcastError, Snapshot
-from sse_response.broadcast.hub import EPOCH, EVENT, GAP, RENAME, Subscriber
+from sse_response.broadcast.hub import EPOCH, EVENT, GAP, RENAME, Item, Subscriber
 from sse_response.broadcast.positions import (
     channel_tag,
     format_event_id,
@@ -174,8 +175,10 @@ class Subscription:
                 signals.report_end("too_slow")
                 yield {"retry_ms": END_RETRY_MS}
                 return
+            if metrics.enabled():
+                _observe_lag(items)
             frames: list[bytes] = []
-            for kind, channel, seq, payload in items:
+            for kind, channel, seq, payload, _published in items:
                 index = cursor.index[channel]
                 if kind == EVENT:
                     position = cursor.positions[index]
@@ -273,3 +276,15 @@ class Subscription:
                 yield EncodedMessage(b"".join(frames))
             if len(entries) < REPLAY_PAGE or cursor.positions[index] >= until:
                 return
+
+
+def _observe_lag(items: list[Item]) -> None:
+    """
+    Record the publish-to-send lag of the oldest live event that a stream
+    takes at once: one observation per chunk, not per event, keeps the cost
+    of the metric off the per-event path of a large fan-out.
+    """
+    for kind, _channel, _seq, _payload, published in items:
+        if kind == EVENT and published:
+            metrics.observe_lag(max(time.time() - published, 0.0))
+            return

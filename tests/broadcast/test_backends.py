@@ -160,3 +160,30 @@ async def test_a_channel_that_loses_its_last_stream_and_gets_a_new_one_at_once(
         assert numbers((await call.read(events=1)).events) == [n]
         await call.disconnect()
         await attached(any_backend, 0)
+
+
+async def test_the_publish_to_send_lag_is_observed(
+    any_backend: BaseBackend, serve: Serve, start: Callable[..., Any]
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from sse_response import metrics
+
+    assert metrics.enabled()  # the app installed them when Django was ready
+
+    def observed() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("sse_response_publish_lag_seconds_count")
+        total = REGISTRY.get_sample_value("sse_response_publish_lag_seconds_sum")
+        return count or 0.0, total or 0.0
+
+    call = await start(serve(streaming("lag")))
+    await attached(any_backend, 1)
+    before = observed()
+    await publish_numbers("lag", range(1, 4))
+    assert numbers((await call.read(events=3)).events) == [1, 2, 3]
+    await call.disconnect()
+    count, total = observed()
+    # One observation per chunk a stream takes (the oldest event in it),
+    # and a lag that is a lag: neither negative nor absurd.
+    assert 1 <= count - before[0] <= 3
+    assert 0 <= total - before[1] < 5

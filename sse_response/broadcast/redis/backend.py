@@ -236,6 +236,7 @@ class RedisBackend(BaseBackend):
                     value,
                     self.pubsub_channel(channel),
                     publish,
+                    f"{time.time():.6f}",
                 )
             ]
 

@@ -608,7 +608,7 @@ class Reader:
         return False
 
     def _deliver(self, link: _Link, channel: str, data: bytes) -> None:
-        seq, lineage, payload = parse_message(data)
+        seq, lineage, payload, published = parse_message(data)
         state = self.hub.state(channel)
         if state is None:
             return
@@ -633,4 +633,4 @@ class Reader:
                 return
             except redis.RedisError as error:
                 logger.warning("Redis at %r refused a read: %s", link.node, error)
-        self.hub.deliver(channel, ((seq, payload),), lineage)
+        self.hub.deliver(channel, ((seq, payload),), lineage, published)

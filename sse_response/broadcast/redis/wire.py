@@ -32,12 +32,16 @@ def meta_position(reply: list[bytes | None]) -> tuple[int, Lineage]:
     )
 
 
-def parse_message(data: bytes) -> tuple[int, Lineage, bytes | None]:
-    """A published message: its sequence number, lineage and payload."""
+def parse_message(data: bytes) -> tuple[int, Lineage, bytes | None, float]:
+    """
+    A published message: its sequence number, lineage, payload and time of
+    publishing (0.0 from a publisher that did not say).
+    """
     header, _, payload = data.partition(b"\n")
-    seq, epoch, base, prev, kind = header.split(b" ")
+    seq, epoch, base, prev, kind, *published = header.split(b" ")
     return (
         int(seq),
         Lineage(epoch.decode(), int(base), prev.decode()),
         payload if kind == b"p" else None,
+        float(published[0]) if published else 0.0,
     )

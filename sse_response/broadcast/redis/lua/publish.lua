@@ -11,6 +11,8 @@
 -- ARGV[5]: the payload
 -- ARGV[6]: the PUB/SUB channel
 -- ARGV[7]: 'PUBLISH', or 'SPUBLISH' on a cluster
+-- ARGV[8]: the publisher's time (seconds since the epoch), for the lag that
+--          the streams measure; only the live message carries it
 --
 -- Every key carries the channel's hash tag, so this runs on a cluster too.
 local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'b', 'p', 'n')
@@ -33,5 +35,6 @@ seq = seq + 1
 redis.call('HSET', KEYS[1], 's', seq)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. seq, ARGV[4], ARGV[5])
 redis.call(ARGV[7], ARGV[6],
-  seq .. ' ' .. epoch .. ' ' .. base .. ' ' .. prev .. ' ' .. ARGV[4] .. '\n' .. ARGV[5])
+  seq .. ' ' .. epoch .. ' ' .. base .. ' ' .. prev .. ' ' .. ARGV[4] .. ' ' .. ARGV[8]
+  .. '\n' .. ARGV[5])
 return {epoch, seq}
