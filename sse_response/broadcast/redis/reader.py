@@ -185,12 +185,16 @@ class Reader:
     def _step(self) -> None:
         self._follow_hub()
         # A node that serves nothing now (a master that became a replica)
-        # would keep an idle PUB/SUB connection of every process for good.
+        # would keep an idle PUB/SUB connection of every process for good,
+        # and the command connection that the reader's last reads there
+        # opened again after the topology had closed it (the lookup that
+        # got MOVED).
         serving = self.topology.nodes()
         for node, link in list(self._links.items()):
             if not link.channels and node not in serving:
                 self._disconnect(link)
                 del self._links[node]
+                node.close()
         now = time.monotonic()
         for link in list(self._links.values()):
             if link.connection is None and link.channels and link.reconnection.due(now):
