@@ -367,9 +367,6 @@ def publisher_main(
         print("go", flush=True)
         result = pacing.run(one, *plan)
     elif kind in ("channels-core", "channels-pubsub"):
-        # This script's directory would shadow Django Channels' package.
-        here = Path(__file__).resolve().parent
-        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
         os.environ["BENCH_REDIS_URL"] = target
         os.environ["BENCH_CHANNELS_LAYER"] = kind.split("-")[1]
         setup_django()

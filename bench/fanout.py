@@ -63,6 +63,10 @@ def project_env(**extra: str) -> dict[str, str]:
 def setup_django() -> None:
     """Set up the bench project in this process (a publisher), as project_env."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+    # bench/ itself would shadow Django Channels' package with channels.py,
+    # for the Channels rows' publishers of this script and of channels.py.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path[:0] = [str(APPS), str(REPO)]
     import django
 
